@@ -1,0 +1,200 @@
+"""The agent actor as a plain class: one replica of one agent, speaking A2A.
+
+Every A2A operation goes through a2a-sdk's `DefaultRequestHandler` (task lifecycle,
+event queues, push notifications); this class only owns the pieces and carries the
+caller identity in. `ray.remote` wraps it in `actors.runtime`, nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from a2a.server.agent_execution import SimpleRequestContextBuilder
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.tasks import BasePushNotificationSender, InMemoryPushNotificationConfigStore
+from a2a.types import a2a_pb2
+from a2a.utils.push_url_validator import validate_push_notification_url
+from pydantic import BaseModel
+
+from actorchestra.actors.executor import SkillExecutor
+from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
+from actorchestra.actors.task_store import BoundedTaskStore
+from actorchestra.protocol.cards import build_agent_card
+from actorchestra.protocol.context import CallInfo, ReplicaTaskIdGenerator
+from actorchestra.protocol.endpoint import Event
+
+logger = logging.getLogger(__name__)
+
+
+class ReplicaStatus(BaseModel):
+    """What a replica reports when pinged: the registry's health and load signal."""
+
+    agent: str
+    replica: int
+    in_flight: int
+    tasks: int
+    pid: int
+    started_at: float
+
+
+class AgentActor:
+    """One replica of one agent. Async: many requests interleave on its event loop."""
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        replica: int,
+        base_url: str,
+        options: AgentRuntimeOptions | None = None,
+    ) -> None:
+        self.spec = spec
+        self.replica = replica
+        self.options = options or AgentRuntimeOptions()
+        agent_cls = spec.load_class()
+        self.agent = agent_cls(**spec.options)
+        self.info = agent_cls.agent_info(name=spec.name, description=spec.description)
+        self.card = build_agent_card(self.info, base_url)
+        self._http = httpx.AsyncClient(timeout=self.options.push_timeout_s)
+        self._task_store = BoundedTaskStore(self.options.max_tasks)
+        push_store = InMemoryPushNotificationConfigStore()
+        self.handler = DefaultRequestHandler(
+            agent_executor=SkillExecutor(self.agent),
+            task_store=self._task_store,
+            agent_card=self.card,
+            push_config_store=push_store,
+            push_sender=BasePushNotificationSender(
+                self._http, push_store, push_url_validator=self._push_url_allowed
+            ),
+            push_url_validator=self._push_url_allowed,
+            request_context_builder=SimpleRequestContextBuilder(
+                task_id_generator=ReplicaTaskIdGenerator(replica)
+            ),
+        )
+        self._in_flight = 0
+        self._started_at = time.time()
+        self._setup_done = False
+        self._setup_lock = asyncio.Lock()
+
+    async def _push_url_allowed(self, url: str) -> bool:
+        host = urllib.parse.urlparse(url).hostname or ""
+        if host in self.options.push_allowed_hosts:
+            return True
+        return await validate_push_notification_url(url)
+
+    async def _ensure_setup(self) -> None:
+        if self._setup_done:
+            return
+        async with self._setup_lock:
+            if not self._setup_done:
+                await self.agent.setup()
+                self._setup_done = True
+
+    # -- A2A operations -------------------------------------------------------------
+
+    async def send_message(
+        self, request: a2a_pb2.SendMessageRequest, call: CallInfo
+    ) -> a2a_pb2.Task | a2a_pb2.Message:
+        await self._ensure_setup()
+        self._in_flight += 1
+        try:
+            return await self.handler.on_message_send(request, call.to_server_context())
+        finally:
+            self._in_flight -= 1
+
+    async def send_message_batch(
+        self, requests: list[tuple[a2a_pb2.SendMessageRequest, CallInfo]]
+    ) -> list[a2a_pb2.Task | a2a_pb2.Message | BaseException]:
+        """Many SendMessage calls in one actor call: the ingress batches under load."""
+        return list(
+            await asyncio.gather(
+                *(self.send_message(r, c) for r, c in requests), return_exceptions=True
+            )
+        )
+
+    async def send_message_stream(
+        self, request: a2a_pb2.SendMessageRequest, call: CallInfo
+    ) -> AsyncIterator[Event]:
+        await self._ensure_setup()
+        self._in_flight += 1
+        try:
+            async for event in self.handler.on_message_send_stream(
+                request, call.to_server_context()
+            ):
+                yield event
+        finally:
+            self._in_flight -= 1
+
+    async def subscribe(
+        self, request: a2a_pb2.SubscribeToTaskRequest, call: CallInfo
+    ) -> AsyncIterator[Event]:
+        async for event in self.handler.on_subscribe_to_task(request, call.to_server_context()):
+            yield event
+
+    async def get_task(self, request: a2a_pb2.GetTaskRequest, call: CallInfo) -> a2a_pb2.Task:
+        return await self.handler.on_get_task(request, call.to_server_context())
+
+    async def list_tasks(
+        self, request: a2a_pb2.ListTasksRequest, call: CallInfo
+    ) -> a2a_pb2.ListTasksResponse:
+        return await self.handler.on_list_tasks(request, call.to_server_context())
+
+    async def cancel_task(self, request: a2a_pb2.CancelTaskRequest, call: CallInfo) -> a2a_pb2.Task:
+        return await self.handler.on_cancel_task(request, call.to_server_context())
+
+    async def create_push_config(
+        self, request: a2a_pb2.TaskPushNotificationConfig, call: CallInfo
+    ) -> a2a_pb2.TaskPushNotificationConfig:
+        return await self.handler.on_create_task_push_notification_config(
+            request, call.to_server_context()
+        )
+
+    async def get_push_config(
+        self, request: a2a_pb2.GetTaskPushNotificationConfigRequest, call: CallInfo
+    ) -> a2a_pb2.TaskPushNotificationConfig:
+        return await self.handler.on_get_task_push_notification_config(
+            request, call.to_server_context()
+        )
+
+    async def list_push_configs(
+        self, request: a2a_pb2.ListTaskPushNotificationConfigsRequest, call: CallInfo
+    ) -> a2a_pb2.ListTaskPushNotificationConfigsResponse:
+        return await self.handler.on_list_task_push_notification_configs(
+            request, call.to_server_context()
+        )
+
+    async def delete_push_config(
+        self, request: a2a_pb2.DeleteTaskPushNotificationConfigRequest, call: CallInfo
+    ) -> None:
+        await self.handler.on_delete_task_push_notification_config(
+            request, call.to_server_context()
+        )
+
+    async def extended_card(
+        self, request: a2a_pb2.GetExtendedAgentCardRequest, call: CallInfo
+    ) -> a2a_pb2.AgentCard:
+        return await self.handler.on_get_extended_agent_card(request, call.to_server_context())
+
+    # -- runtime --------------------------------------------------------------------
+
+    async def get_card(self) -> a2a_pb2.AgentCard:
+        return self.card
+
+    async def ping(self) -> ReplicaStatus:
+        return ReplicaStatus(
+            agent=self.spec.name,
+            replica=self.replica,
+            in_flight=self._in_flight,
+            tasks=self._task_store.count(),
+            pid=os.getpid(),
+            started_at=self._started_at,
+        )
+
+    async def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec.model_dump(), "info": self.info.model_dump()}

@@ -1,0 +1,132 @@
+"""a2a-sdk `AgentExecutor` that runs an `Agent`'s skills and reports through `TaskUpdater`."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import uuid
+from typing import Any
+
+from a2a.helpers import new_text_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events.event_queue_v2 import EventQueue
+from a2a.server.tasks.task_updater import TaskUpdater
+from a2a.types import a2a_pb2
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import ParseDict
+
+from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext
+
+logger = logging.getLogger(__name__)
+
+
+def _agent_message(text: str, ctx: RequestContext) -> a2a_pb2.Message:
+    return new_text_message(
+        text, context_id=ctx.context_id, task_id=ctx.task_id, role=a2a_pb2.Role.ROLE_AGENT
+    )
+
+
+def _data_part(value: Any) -> a2a_pb2.Part:
+    wrapper = ParseDict({"v": value}, struct_pb2.Struct())
+    return a2a_pb2.Part(data=wrapper.fields["v"])
+
+
+class SkillExecutor(AgentExecutor):
+    """Runs the skill a message asks for; every outcome ends in an A2A task state.
+
+    Cancellation: a2a-sdk cancels the task running `execute` (the skill sees
+    `CancelledError` at its next await) and calls `cancel`, which records CANCELED.
+    """
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        assert context.message is not None and context.task_id and context.context_id
+        if context.current_task is None:
+            await event_queue.enqueue_event(
+                a2a_pb2.Task(
+                    id=context.task_id,
+                    context_id=context.context_id,
+                    status=a2a_pb2.TaskStatus(state=a2a_pb2.TaskState.TASK_STATE_SUBMITTED),
+                    history=[context.message],
+                )
+            )
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        text = context.get_user_input()
+        requested = context.metadata.get("skill") or None
+        try:
+            skill_id = self.agent.choose_skill(text, str(requested) if requested else None)
+        except KeyError:
+            known = ", ".join(sorted(self.agent.skills()))
+            await updater.reject(
+                _agent_message(f"unknown skill {requested!r}; this agent has: {known}", context)
+            )
+            return
+        await updater.start_work()
+
+        async def progress(note: str) -> None:
+            await updater.update_status(
+                a2a_pb2.TaskState.TASK_STATE_WORKING, message=_agent_message(note, context)
+            )
+
+        task = context.current_task
+        skill_ctx = SkillContext(
+            message=context.message,
+            task_id=context.task_id,
+            context_id=context.context_id,
+            skill_id=skill_id,
+            history=list(task.history) if task is not None else [],
+            metadata=dict(context.metadata),
+            _progress=progress,
+        )
+        fn = self.agent.skill_function(skill_id)
+        try:
+            if inspect.isasyncgenfunction(fn):
+                await self._stream(fn(skill_ctx), updater, skill_id)
+                await updater.complete()
+                return
+            result = await fn(skill_ctx)
+        except Exception as e:  # the skill's own failure: the task fails, the caller is told why
+            logger.warning("skill %s of %s failed: %r", skill_id, type(self.agent).__name__, e)
+            await updater.failed(_agent_message(f"skill {skill_id!r} failed: {e}", context))
+            return
+        await self._finish(result, updater, context, skill_id)
+
+    async def _stream(self, chunks: Any, updater: TaskUpdater, skill_id: str) -> None:
+        """Publish each chunk as an artifact append; the last one carries last_chunk."""
+        artifact_id = str(uuid.uuid4())
+        held: str | None = None
+        first = True
+        async for chunk in chunks:
+            if held is not None:
+                await updater.add_artifact(
+                    [a2a_pb2.Part(text=held)], artifact_id, name=skill_id,
+                    append=not first, last_chunk=False,
+                )
+                first = False
+            held = str(chunk)
+        await updater.add_artifact(
+            [a2a_pb2.Part(text=held or "")], artifact_id, name=skill_id,
+            append=not first, last_chunk=True,
+        )
+
+    async def _finish(
+        self, result: Any, updater: TaskUpdater, context: RequestContext, skill_id: str
+    ) -> None:
+        if isinstance(result, NeedsInput):
+            await updater.requires_input(_agent_message(result.question, context))
+        elif isinstance(result, Rejected):
+            await updater.reject(_agent_message(result.reason, context))
+        else:
+            if result is not None:
+                part = (
+                    a2a_pb2.Part(text=result) if isinstance(result, str) else _data_part(result)
+                )
+                await updater.add_artifact([part], name=skill_id, last_chunk=True)
+            await updater.complete()
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        assert context.task_id and context.context_id
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.cancel()

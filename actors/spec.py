@@ -1,0 +1,64 @@
+"""Typed configuration of agent actors, as it appears in the runtime config file."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from actorchestra.actors.agent import Agent
+from actorchestra.protocol.errors import ConfigError
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+class AgentSpec(BaseModel):
+    """One agent in the config: which class, under what name, how many replicas."""
+
+    name: str
+    cls: str = Field(description="import path of the Agent subclass, `package.module:Class`")
+    replicas: int = Field(default=1, ge=1, le=64)
+    description: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    max_concurrency: int = Field(default=1000, ge=1, description="requests one replica runs at once")
+    num_cpus: float = Field(default=0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(
+                f"agent name {v!r} must be lower-case letters, digits, '-' or '_', "
+                "starting with a letter (it becomes a URL path segment)"
+            )
+        return v
+
+    def load_class(self) -> type[Agent]:
+        module_name, _, attr = self.cls.partition(":")
+        if not attr:
+            raise ConfigError(f"agent {self.name!r}: cls {self.cls!r} must look like 'module:Class'")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"agent {self.name!r}: cannot import {self.cls!r}: {e}") from e
+        if not (isinstance(obj, type) and issubclass(obj, Agent)):
+            raise ConfigError(f"agent {self.name!r}: {self.cls!r} is not an Agent subclass")
+        return obj
+
+
+class AgentRuntimeOptions(BaseModel):
+    """Runtime limits every agent actor shares."""
+
+    max_tasks: int = Field(default=10_000, ge=10, description="tasks kept in memory per replica")
+    push_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts push webhooks may target even though private or loopback",
+    )
+    push_timeout_s: float = 10.0
+
+
+def actor_name(agent: str, replica: int) -> str:
+    """The Ray actor name: shown in the dashboard as `agent:<name>:<replica>`."""
+    return f"agent:{agent}:{replica}"

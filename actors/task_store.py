@@ -1,0 +1,52 @@
+"""The agent actor's task store: a2a-sdk's in-memory store with a bound on finished tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from a2a.server.context import ServerCallContext
+from a2a.server.tasks.inmemory_task_store import InMemoryTaskStore
+from a2a.types import a2a_pb2
+
+from actorchestra.protocol.context import CallInfo
+
+_FINISHED = {
+    a2a_pb2.TaskState.TASK_STATE_COMPLETED,
+    a2a_pb2.TaskState.TASK_STATE_FAILED,
+    a2a_pb2.TaskState.TASK_STATE_CANCELED,
+    a2a_pb2.TaskState.TASK_STATE_REJECTED,
+}
+
+
+class BoundedTaskStore(InMemoryTaskStore):
+    """Keeps at most `max_finished` finished tasks; the oldest finished go first.
+
+    Running and input-required tasks are never evicted, so no live task is lost;
+    history beyond the bound is the job of the durable history store.
+    """
+
+    def __init__(self, max_finished: int) -> None:
+        super().__init__()
+        self._max_finished = max_finished
+        self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def save(self, task: a2a_pb2.Task, context: ServerCallContext) -> None:
+        await super().save(task, context)
+        key = (context.user.user_name, task.id)
+        async with self._lock:
+            if task.status.state in _FINISHED:
+                self._finished[key] = None
+                self._finished.move_to_end(key)
+            while len(self._finished) > self._max_finished:
+                (owner, old_id), _ = self._finished.popitem(last=False)
+                await super().delete(old_id, _owner_context(owner))
+
+    def count(self) -> int:
+        """Tasks held now, all owners together."""
+        return sum(len(v) for v in self._impl.tasks.values())
+
+
+def _owner_context(owner: str) -> ServerCallContext:
+    return CallInfo(user=owner).to_server_context()
