@@ -19,16 +19,14 @@ import httpx
 from a2a.server.agent_execution import SimpleRequestContextBuilder
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.tasks import BasePushNotificationSender, InMemoryPushNotificationConfigStore
-from a2a.types import a2a_pb2
 from a2a.utils.push_url_validator import validate_push_notification_url
-from pydantic import BaseModel
-
 from actorchestra.actors.executor import SkillExecutor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from actorchestra.actors.task_store import BoundedTaskStore
 from actorchestra.protocol.cards import build_agent_card
+from actorchestra.protocol.codec import Packed, pack, unpack
 from actorchestra.protocol.context import CallInfo, ReplicaTaskIdGenerator
-from actorchestra.protocol.endpoint import Event
+from pydantic import BaseModel
 
 logger = logging.getLogger(__name__)
 
@@ -96,21 +94,21 @@ class AgentActor:
                 await self.agent.setup()
                 self._setup_done = True
 
-    # -- A2A operations -------------------------------------------------------------
+    # -- A2A operations: protos travel packed (see protocol.codec) ----------------
 
-    async def send_message(
-        self, request: a2a_pb2.SendMessageRequest, call: CallInfo
-    ) -> a2a_pb2.Task | a2a_pb2.Message:
+    async def send_message(self, request: Packed, call: CallInfo) -> Packed:
         await self._ensure_setup()
         self._in_flight += 1
         try:
-            return await self.handler.on_message_send(request, call.to_server_context())
+            return pack(
+                await self.handler.on_message_send(unpack(request), call.to_server_context())
+            )
         finally:
             self._in_flight -= 1
 
     async def send_message_batch(
-        self, requests: list[tuple[a2a_pb2.SendMessageRequest, CallInfo]]
-    ) -> list[a2a_pb2.Task | a2a_pb2.Message | BaseException]:
+        self, requests: list[tuple[Packed, CallInfo]]
+    ) -> list[Packed | BaseException]:
         """Many SendMessage calls in one actor call: the ingress batches under load."""
         return list(
             await asyncio.gather(
@@ -118,73 +116,67 @@ class AgentActor:
             )
         )
 
-    async def send_message_stream(
-        self, request: a2a_pb2.SendMessageRequest, call: CallInfo
-    ) -> AsyncIterator[Event]:
+    async def send_message_stream(self, request: Packed, call: CallInfo) -> AsyncIterator[Packed]:
         await self._ensure_setup()
         self._in_flight += 1
         try:
             async for event in self.handler.on_message_send_stream(
-                request, call.to_server_context()
+                unpack(request), call.to_server_context()
             ):
-                yield event
+                yield pack(event)
         finally:
             self._in_flight -= 1
 
-    async def subscribe(
-        self, request: a2a_pb2.SubscribeToTaskRequest, call: CallInfo
-    ) -> AsyncIterator[Event]:
-        async for event in self.handler.on_subscribe_to_task(request, call.to_server_context()):
-            yield event
+    async def subscribe(self, request: Packed, call: CallInfo) -> AsyncIterator[Packed]:
+        async for event in self.handler.on_subscribe_to_task(
+            unpack(request), call.to_server_context()
+        ):
+            yield pack(event)
 
-    async def get_task(self, request: a2a_pb2.GetTaskRequest, call: CallInfo) -> a2a_pb2.Task:
-        return await self.handler.on_get_task(request, call.to_server_context())
+    async def get_task(self, request: Packed, call: CallInfo) -> Packed:
+        return pack(await self.handler.on_get_task(unpack(request), call.to_server_context()))
 
-    async def list_tasks(
-        self, request: a2a_pb2.ListTasksRequest, call: CallInfo
-    ) -> a2a_pb2.ListTasksResponse:
-        return await self.handler.on_list_tasks(request, call.to_server_context())
+    async def list_tasks(self, request: Packed, call: CallInfo) -> Packed:
+        return pack(await self.handler.on_list_tasks(unpack(request), call.to_server_context()))
 
-    async def cancel_task(self, request: a2a_pb2.CancelTaskRequest, call: CallInfo) -> a2a_pb2.Task:
-        return await self.handler.on_cancel_task(request, call.to_server_context())
+    async def cancel_task(self, request: Packed, call: CallInfo) -> Packed:
+        return pack(await self.handler.on_cancel_task(unpack(request), call.to_server_context()))
 
-    async def create_push_config(
-        self, request: a2a_pb2.TaskPushNotificationConfig, call: CallInfo
-    ) -> a2a_pb2.TaskPushNotificationConfig:
-        return await self.handler.on_create_task_push_notification_config(
-            request, call.to_server_context()
+    async def create_push_config(self, request: Packed, call: CallInfo) -> Packed:
+        return pack(
+            await self.handler.on_create_task_push_notification_config(
+                unpack(request), call.to_server_context()
+            )
         )
 
-    async def get_push_config(
-        self, request: a2a_pb2.GetTaskPushNotificationConfigRequest, call: CallInfo
-    ) -> a2a_pb2.TaskPushNotificationConfig:
-        return await self.handler.on_get_task_push_notification_config(
-            request, call.to_server_context()
+    async def get_push_config(self, request: Packed, call: CallInfo) -> Packed:
+        return pack(
+            await self.handler.on_get_task_push_notification_config(
+                unpack(request), call.to_server_context()
+            )
         )
 
-    async def list_push_configs(
-        self, request: a2a_pb2.ListTaskPushNotificationConfigsRequest, call: CallInfo
-    ) -> a2a_pb2.ListTaskPushNotificationConfigsResponse:
-        return await self.handler.on_list_task_push_notification_configs(
-            request, call.to_server_context()
+    async def list_push_configs(self, request: Packed, call: CallInfo) -> Packed:
+        return pack(
+            await self.handler.on_list_task_push_notification_configs(
+                unpack(request), call.to_server_context()
+            )
         )
 
-    async def delete_push_config(
-        self, request: a2a_pb2.DeleteTaskPushNotificationConfigRequest, call: CallInfo
-    ) -> None:
+    async def delete_push_config(self, request: Packed, call: CallInfo) -> None:
         await self.handler.on_delete_task_push_notification_config(
-            request, call.to_server_context()
+            unpack(request), call.to_server_context()
         )
 
-    async def extended_card(
-        self, request: a2a_pb2.GetExtendedAgentCardRequest, call: CallInfo
-    ) -> a2a_pb2.AgentCard:
-        return await self.handler.on_get_extended_agent_card(request, call.to_server_context())
+    async def extended_card(self, request: Packed, call: CallInfo) -> Packed:
+        return pack(
+            await self.handler.on_get_extended_agent_card(unpack(request), call.to_server_context())
+        )
 
     # -- runtime --------------------------------------------------------------------
 
-    async def get_card(self) -> a2a_pb2.AgentCard:
-        return self.card
+    async def get_card(self) -> Packed:
+        return pack(self.card)
 
     async def ping(self) -> ReplicaStatus:
         return ReplicaStatus(

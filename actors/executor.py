@@ -12,10 +12,9 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events.event_queue_v2 import EventQueue
 from a2a.server.tasks.task_updater import TaskUpdater
 from a2a.types import a2a_pb2
+from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import ParseDict
-
-from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +100,20 @@ class SkillExecutor(AgentExecutor):
         async for chunk in chunks:
             if held is not None:
                 await updater.add_artifact(
-                    [a2a_pb2.Part(text=held)], artifact_id, name=skill_id,
-                    append=not first, last_chunk=False,
+                    [a2a_pb2.Part(text=held)],
+                    artifact_id,
+                    name=skill_id,
+                    append=not first,
+                    last_chunk=False,
                 )
                 first = False
             held = str(chunk)
         await updater.add_artifact(
-            [a2a_pb2.Part(text=held or "")], artifact_id, name=skill_id,
-            append=not first, last_chunk=True,
+            [a2a_pb2.Part(text=held or "")],
+            artifact_id,
+            name=skill_id,
+            append=not first,
+            last_chunk=True,
         )
 
     async def _finish(
@@ -120,9 +125,7 @@ class SkillExecutor(AgentExecutor):
             await updater.reject(_agent_message(result.reason, context))
         else:
             if result is not None:
-                part = (
-                    a2a_pb2.Part(text=result) if isinstance(result, str) else _data_part(result)
-                )
+                part = a2a_pb2.Part(text=result) if isinstance(result, str) else _data_part(result)
                 await updater.add_artifact([part], name=skill_id, last_chunk=True)
             await updater.complete()
 

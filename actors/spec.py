@@ -6,10 +6,9 @@ import importlib
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
-
 from actorchestra.actors.agent import Agent
 from actorchestra.protocol.errors import ConfigError
+from pydantic import BaseModel, Field, field_validator
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -22,7 +21,9 @@ class AgentSpec(BaseModel):
     replicas: int = Field(default=1, ge=1, le=64)
     description: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    max_concurrency: int = Field(default=1000, ge=1, description="requests one replica runs at once")
+    max_concurrency: int = Field(
+        default=1000, ge=1, description="requests one replica runs at once"
+    )
     num_cpus: float = Field(default=0, ge=0)
 
     @field_validator("name")
@@ -38,7 +39,9 @@ class AgentSpec(BaseModel):
     def load_class(self) -> type[Agent]:
         module_name, _, attr = self.cls.partition(":")
         if not attr:
-            raise ConfigError(f"agent {self.name!r}: cls {self.cls!r} must look like 'module:Class'")
+            raise ConfigError(
+                f"agent {self.name!r}: cls {self.cls!r} must look like 'module:Class'"
+            )
         try:
             obj = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as e:

@@ -16,10 +16,11 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
 from a2a.types import a2a_pb2
-
 from actorchestra.protocol.context import CallInfo
 
-Event = a2a_pb2.Task | a2a_pb2.Message | a2a_pb2.TaskStatusUpdateEvent | a2a_pb2.TaskArtifactUpdateEvent
+Event = (
+    a2a_pb2.Task | a2a_pb2.Message | a2a_pb2.TaskStatusUpdateEvent | a2a_pb2.TaskArtifactUpdateEvent
+)
 
 
 class AgentEndpoint(ABC):

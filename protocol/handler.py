@@ -14,7 +14,6 @@ from typing import TypeVar
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers.request_handler import RequestHandler, validate_request_params
 from a2a.types import a2a_pb2
-
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint, Event
 from actorchestra.protocol.errors import ActorchestraError, to_a2a_error
@@ -39,7 +38,9 @@ class EndpointRequestHandler(RequestHandler):
     async def on_get_task(
         self, params: a2a_pb2.GetTaskRequest, context: ServerCallContext
     ) -> a2a_pb2.Task | None:
-        return await _translated(self.endpoint.get_task(params, CallInfo.from_server_context(context)))
+        return await _translated(
+            self.endpoint.get_task(params, CallInfo.from_server_context(context))
+        )
 
     @validate_request_params
     async def on_list_tasks(

@@ -1,0 +1,143 @@
+"""The one place where plain classes become Ray actors, and typed handles to them.
+
+Every actor lives in one Ray namespace, detached (it outlives the CLI that started
+it) and restartable (Ray restarts it if its process dies). Agents are named
+`agent:<name>:<replica>`, the registry `registry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+from actorchestra.actors.agent_actor import AgentActor
+from actorchestra.actors.endpoint import LocalAgentEndpoint
+from actorchestra.actors.registry_service import RegistryService
+from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, actor_name
+from actorchestra.protocol.codec import unpack
+from google.protobuf.json_format import MessageToDict
+
+logger = logging.getLogger(__name__)
+
+REGISTRY_NAME = "registry"
+
+AgentActorRemote = ray.remote(AgentActor)
+RegistryActorRemote = ray.remote(RegistryService)
+
+
+class RegistryHandle:
+    """Typed facade over the registry actor."""
+
+    def __init__(self, handle: Any) -> None:
+        self._h = handle
+
+    async def register_local(
+        self, name: str, info: dict[str, Any], card: dict[str, Any], endpoint: str, replicas: int
+    ) -> dict[str, Any]:
+        return await self._h.register_local.remote(name, info, card, endpoint, replicas)
+
+    async def register_remote(self, card_url: str, name: str | None = None) -> dict[str, Any]:
+        return await self._h.register_remote.remote(card_url, name)
+
+    async def list(self) -> list[dict[str, Any]]:
+        return await self._h.summaries.remote()
+
+    async def get(self, name: str) -> dict[str, Any]:
+        return await self._h.summary.remote(name)
+
+    async def find(
+        self,
+        skill: str | None = None,
+        tag: str | None = None,
+        query: str | None = None,
+        healthy_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        return await self._h.find_summaries.remote(skill, tag, query, healthy_only)
+
+    async def skills(self) -> dict[str, list[str]]:
+        return await self._h.skill_table.remote()
+
+    async def remove(self, name: str) -> None:
+        await self._h.remove.remote(name)
+
+
+def ensure_registry(
+    namespace: str, health_interval_s: float = 1.0, probe_timeout_s: float = 2.0
+) -> RegistryHandle:
+    """The registry actor, created on first use; its health loop is started."""
+    handle = RegistryActorRemote.options(
+        name=REGISTRY_NAME,
+        namespace=namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        max_concurrency=1000,
+        num_cpus=0,
+    ).remote(namespace, health_interval_s, probe_timeout_s)
+    ray.get(handle.start.remote())
+    return RegistryHandle(handle)
+
+
+def ensure_agent(
+    spec: AgentSpec, namespace: str, base_url: str, options: AgentRuntimeOptions
+) -> list[Any]:
+    """The agent's replica actors, created where missing (idempotent across callers)."""
+    handles = []
+    for index in range(spec.replicas):
+        handles.append(
+            AgentActorRemote.options(
+                name=actor_name(spec.name, index),
+                namespace=namespace,
+                lifetime="detached",
+                get_if_exists=True,
+                max_restarts=-1,
+                max_concurrency=spec.max_concurrency,
+                num_cpus=spec.num_cpus,
+            ).remote(spec, index, base_url, options)
+        )
+    return handles
+
+
+async def register_agent(registry: RegistryHandle, spec: AgentSpec, handles: list[Any]) -> None:
+    """Tell the registry about an agent, with the card its first replica serves."""
+    card = unpack(await handles[0].get_card.remote())
+    described = await handles[0].describe.remote()
+    await registry.register_local(
+        spec.name,
+        described["info"],
+        MessageToDict(card),
+        card.supported_interfaces[0].url,
+        spec.replicas,
+    )
+
+
+def local_endpoint(spec: AgentSpec, handles: list[Any]) -> LocalAgentEndpoint:
+    return LocalAgentEndpoint(spec.name, handles)
+
+
+def kill_namespace(namespace: str) -> list[str]:
+    """Kill every named actor of the runtime's namespace; returns their names."""
+    killed = []
+    for item in ray.util.list_named_actors(all_namespaces=True):
+        if item.get("namespace") != namespace:
+            continue
+        try:
+            ray.kill(ray.get_actor(item["name"], namespace=namespace), no_restart=True)
+            killed.append(item["name"])
+        except ValueError:
+            continue
+    return killed
+
+
+async def wait_healthy(registry: RegistryHandle, names: list[str], timeout_s: float) -> bool:
+    """Wait until every named agent reports healthy (all replicas up)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        rows = {r["name"]: r for r in await registry.list()}
+        if all(rows.get(n, {}).get("health") == "healthy" for n in names):
+            return True
+        await asyncio.sleep(0.2)
+    return False

@@ -1,0 +1,36 @@
+"""Third-party A2A agents: fetch and check their cards over HTTP."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import httpx
+from a2a.client import A2ACardResolver
+from a2a.client.errors import AgentCardResolutionError
+from a2a.types import a2a_pb2
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from actorchestra.protocol.errors import InvalidInputError
+
+
+def split_card_url(card_url: str) -> tuple[str, str]:
+    """(base URL, card path) of a card URL; a bare base URL gets the well-known path."""
+    parsed = urllib.parse.urlparse(card_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidInputError(f"card URL {card_url!r} must be an absolute http(s) URL")
+    if parsed.path.endswith(".json"):
+        base = f"{parsed.scheme}://{parsed.netloc}"
+        return base, parsed.path
+    base = f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
+    return base, AGENT_CARD_WELL_KNOWN_PATH
+
+
+async def fetch_card(card_url: str, http: httpx.AsyncClient) -> a2a_pb2.AgentCard:
+    """The agent card at `card_url`, via a2a-sdk's resolver; a clear error if unusable."""
+    base, path = split_card_url(card_url)
+    try:
+        card = await A2ACardResolver(http, base, agent_card_path=path).get_agent_card()
+    except (AgentCardResolutionError, httpx.HTTPError) as e:
+        raise InvalidInputError(f"could not read an A2A agent card at {card_url}: {e}") from e
+    if not card.name:
+        raise InvalidInputError(f"the card at {card_url} has no name")
+    return card

@@ -1,0 +1,22 @@
+"""The Serve application builder: `import_path` of the runtime config file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actorchestra.serve_apps.config import AppConfig
+from actorchestra.serve_apps.ingress import Ingress
+from ray import serve
+from ray.serve import Application
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Typed Serve app builder: `args` are the application args of the config file."""
+    config = AppConfig.model_validate(args)
+    deployment = serve.deployment(
+        Ingress,
+        name="ingress",
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=1000,
+    )
+    return deployment.bind(config.model_dump(mode="json"))

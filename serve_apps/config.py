@@ -1,0 +1,44 @@
+"""The runtime config: the application args of the Serve config file, typed."""
+
+from __future__ import annotations
+
+from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
+from pydantic import BaseModel, Field, model_validator
+
+RESERVED_AGENT_NAMES = {"orchestrator"}
+
+
+class RuntimeOptions(BaseModel):
+    """Everything but the agents; `actorchestra up` fills these from the settings."""
+
+    namespace: str = "actorchestra"
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="where callers reach the ingress; agent cards advertise URLs under it",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    health_interval_s: float = Field(default=1.0, gt=0)
+    probe_timeout_s: float = Field(default=2.0, gt=0)
+    card_cache_control: str = "public, max-age=60"
+    agent: AgentRuntimeOptions = Field(default_factory=AgentRuntimeOptions)
+
+
+class AppConfig(BaseModel):
+    """Application args: the agents to run and the runtime options."""
+
+    agents: list[AgentSpec] = Field(min_length=1)
+    runtime: RuntimeOptions = Field(default_factory=RuntimeOptions)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AppConfig:
+        seen: set[str] = set()
+        for spec in self.agents:
+            if spec.name in seen:
+                raise ValueError(f"agent name {spec.name!r} appears twice in the config")
+            if spec.name in RESERVED_AGENT_NAMES:
+                raise ValueError(f"agent name {spec.name!r} is reserved by the runtime")
+            seen.add(spec.name)
+        return self
+
+    def agent_base_url(self, name: str) -> str:
+        return f"{self.runtime.public_url.rstrip('/')}/a2a/{name}"

@@ -1,0 +1,168 @@
+"""The Ray Serve ingress: runtime endpoints and every agent's A2A surface.
+
+Each ingress replica makes sure the registry and the agent actors exist (creating
+what is missing), registers the agents, and then builds its FastAPI app around live
+endpoints (`__serve_build_asgi_app__`, Serve's late-bound ingress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import ray
+from actorchestra.actors.endpoint import LocalAgentEndpoint
+from actorchestra.actors.runtime import (
+    RegistryHandle,
+    ensure_agent,
+    ensure_registry,
+    local_endpoint,
+    register_agent,
+)
+from actorchestra.protocol.codec import unpack
+from actorchestra.protocol.errors import ActorchestraError, AgentNotFoundError, error_body
+from actorchestra.serve_apps.a2a_routes import mount_agent
+from actorchestra.serve_apps.config import AppConfig
+from actorchestra.serve_apps.middleware import RequestGuard, error_payload
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class RegisterRemoteAgent(BaseModel):
+    card_url: str
+    name: str | None = None
+
+
+@serve.ingress()
+class Ingress:
+    """The HTTP front door of the runtime."""
+
+    async def __init__(self, config: AppConfig | dict[str, Any]) -> None:
+        self.config = config if isinstance(config, AppConfig) else AppConfig.model_validate(config)
+        rt = self.config.runtime
+        self.registry: RegistryHandle = ensure_registry(
+            rt.namespace, rt.health_interval_s, rt.probe_timeout_s
+        )
+        self.endpoints: dict[str, LocalAgentEndpoint] = {}
+        self.cards: dict[str, Any] = {}
+        for spec in self.config.agents:
+            handles = ensure_agent(
+                spec, rt.namespace, self.config.agent_base_url(spec.name), rt.agent
+            )
+            await register_agent(self.registry, spec, handles)
+            self.endpoints[spec.name] = local_endpoint(spec, handles)
+            self.cards[spec.name] = unpack(await handles[0].get_card.remote())
+        self.started_at = time.time()
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return build_fastapi(self)
+
+
+def build_fastapi(ingress: Ingress) -> Any:
+    app = FastAPI(
+        title="actorchestra",
+        description="Agents as A2A-speaking Ray actors. Each agent's A2A endpoints live "
+        "under /a2a/{name}; its card at /a2a/{name}/.well-known/agent-card.json.",
+        version="0.1.0",
+    )
+    _runtime_routes(app, ingress)
+    for name, endpoint in ingress.endpoints.items():
+        mount_agent(
+            app, name, ingress.cards[name], endpoint, ingress.config.runtime.card_cache_control
+        )
+    _fallbacks(app, ingress)
+    return RequestGuard(app, ingress.config.runtime.max_body_bytes)
+
+
+def _runtime_routes(app: FastAPI, ingress: Ingress) -> None:
+    registry = ingress.registry
+
+    @app.exception_handler(ActorchestraError)
+    async def _runtime_error(_: Request, exc: ActorchestraError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=exc.http_status)
+
+    @app.get("/health", tags=["runtime"])
+    async def health() -> JSONResponse:
+        """Ray, agents and active tasks at a glance; 503 when an agent is fully down."""
+        try:
+            agents = await asyncio.wait_for(registry.list(), 5)
+            ray_ok = ray.is_initialized()
+        except Exception as e:  # the registry is down: that is the health answer
+            return JSONResponse(
+                {"status": "unhealthy", "ray": False, "error": f"registry unreachable: {e!r}"},
+                status_code=503,
+            )
+        status = "healthy"
+        if any(a["health"] == "unhealthy" for a in agents):
+            status = "unhealthy"
+        elif any(a["health"] != "healthy" for a in agents):
+            status = "degraded"
+        body = {
+            "status": status,
+            "ray": ray_ok,
+            "uptime_s": round(time.time() - ingress.started_at, 1),
+            "active_tasks": sum(a["in_flight"] for a in agents),
+            "agents": {a["name"]: a["health"] for a in agents},
+        }
+        return JSONResponse(body, status_code=503 if status == "unhealthy" else 200)
+
+    @app.get("/v1/agents", tags=["agents"])
+    async def list_agents(
+        skill: str | None = Query(None, description="only agents offering this skill id"),
+        tag: str | None = Query(None, description="only agents with a skill carrying this tag"),
+        q: str | None = Query(None, description="free text over skill names and descriptions"),
+    ) -> dict[str, Any]:
+        if skill or tag or q:
+            return {"agents": await registry.find(skill, tag, q)}
+        return {"agents": await registry.list()}
+
+    @app.get("/v1/agents/{name}", tags=["agents"])
+    async def get_agent(name: str) -> dict[str, Any]:
+        return await registry.get(name)
+
+    @app.post("/v1/agents", status_code=201, tags=["agents"])
+    async def register_remote(body: RegisterRemoteAgent) -> dict[str, Any]:
+        """Register a third-party A2A agent by its card URL."""
+        return await registry.register_remote(body.card_url, body.name)
+
+    @app.delete("/v1/agents/{name}", status_code=204, tags=["agents"])
+    async def unregister(name: str) -> None:
+        if name in ingress.endpoints:
+            raise AgentNotFoundError(
+                f"{name!r} is a local agent from the config; remove it there and redeploy"
+            )
+        await registry.remove(name)
+
+
+def _fallbacks(app: FastAPI, ingress: Ingress) -> None:
+    known = ", ".join(sorted(ingress.endpoints)) or "none"
+
+    async def unknown_agent(request: Request) -> JSONResponse:
+        name = request.path_params.get("name", "")
+        if name in ingress.endpoints:
+            status, message = 404, f"no such A2A path for agent {name!r}: {request.url.path}"
+        else:
+            status, message = 404, f"no agent named {name!r}; agents here: {known}"
+        return JSONResponse(
+            error_payload(request.url.path, status, -32601, message), status_code=status
+        )
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    app.add_api_route("/a2a/{name}", unknown_agent, methods=methods, include_in_schema=False)
+    app.add_api_route(
+        "/a2a/{name}/{rest:path}", unknown_agent, methods=methods, include_in_schema=False
+    )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_payload(request.url.path, exc.status_code, -32600, str(exc.detail)),
+            status_code=exc.status_code,
+        )
