@@ -1,0 +1,294 @@
+"""`actorchestra`: start, inspect and stop the runtime.
+
+`up` joins a reachable Ray cluster (or starts a local one on loopback), deploys the
+Serve config, waits until every agent is healthy and prints where everything is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from actorchestra.settings import Settings
+
+BUILDER = "actorchestra.serve_apps.builder:build_app"
+
+
+def default_config_path() -> Path:
+    return Path(str(importlib.resources.files("actorchestra.serve_apps") / "default_config.yaml"))
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise SystemExit(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict) or not data.get("applications"):
+        raise SystemExit(f"config file {path} has no `applications:` (the `serve deploy` format)")
+    return data
+
+
+def merged_args(app: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Application args with the runtime section completed from settings.
+
+    Precedence: ACTORCHESTRA_* variables set explicitly > the config file > defaults.
+    """
+    args = dict(app.get("args") or {})
+    runtime = dict(settings.runtime_options())
+    file_runtime = dict(args.get("runtime") or {})
+    explicit = settings.model_fields_set
+    env_keys = {
+        "namespace": "namespace",
+        "public_url": "public_url",
+        "max_body_bytes": "max_body_bytes",
+        "health_interval_s": "health_interval_s",
+        "probe_timeout_s": "probe_timeout_s",
+    }
+    for key, value in file_runtime.items():
+        field = env_keys.get(key)
+        if field is None or field not in explicit:
+            if key == "agent" and isinstance(value, dict):
+                runtime["agent"] = {**runtime["agent"], **value}
+            else:
+                runtime[key] = value
+    if {"host", "port"} & explicit and "public_url" not in explicit:
+        runtime["public_url"] = settings.ingress_url
+    args["runtime"] = runtime
+    return args
+
+
+# -- Ray --------------------------------------------------------------------------------
+
+
+def _state_file(settings: Settings) -> Path:
+    return settings.state_dir / "runtime.json"
+
+
+def connect_ray(settings: Settings, start_if_missing: bool) -> bool:
+    """Join the configured or a reachable cluster; start a local one if allowed.
+
+    Returns True when this call started Ray.
+    """
+    import ray
+
+    address = settings.ray_address
+    if address is None and _state_file(settings).exists():
+        address = json.loads(_state_file(settings).read_text()).get("ray_address")
+    if address is not None:
+        try:
+            ray.init(address=address, namespace=settings.namespace, logging_level="ERROR")
+            return False
+        except ConnectionError:
+            if settings.ray_address is not None or not start_if_missing:
+                raise
+    elif not start_if_missing:
+        ray.init(address="auto", namespace=settings.namespace, logging_level="ERROR")
+        return False
+    address = f"127.0.0.1:{settings.ray_port}"
+    cmd = [
+        shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray",
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={settings.ray_port}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={settings.dashboard_port}",
+        "--disable-usage-stats",
+    ]
+    if settings.num_cpus is not None:
+        cmd.append(f"--num-cpus={settings.num_cpus}")
+    env = {**os.environ, **settings.serve_env()}
+    print(f"starting a local Ray on {address} ...", flush=True)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"`ray start` failed:\n{done.stdout}\n{done.stderr}")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    _state_file(settings).write_text(json.dumps({"ray_address": address, "started_by_cli": True}))
+    ray.init(address=address, namespace=settings.namespace, logging_level="ERROR")
+    return True
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def cmd_up(settings: Settings, config_path: Path) -> int:
+    from ray import serve
+
+    from actorchestra.serve_apps.builder import build_app
+
+    config = load_config(config_path)
+    http = dict(config.get("http_options") or {})
+    if {"host", "port"} & settings.model_fields_set or not http:
+        http.update(host=settings.host, port=settings.port)
+    host, port = http.get("host", settings.host), int(http.get("port", settings.port))
+    if "public_url" not in settings.model_fields_set:
+        settings.public_url = f"http://{host}:{port}"
+    connect_ray(settings, start_if_missing=True)
+    serve.start(http_options={"host": host, "port": port})
+    names: list[str] = []
+    for app in config["applications"]:
+        if app.get("import_path") != BUILDER:
+            raise SystemExit(f"application {app.get('name')!r}: import_path must be {BUILDER}")
+        args = merged_args(app, settings)
+        print(f"deploying application {app.get('name', 'actorchestra')!r} ...", flush=True)
+        serve.run(
+            build_app(args),
+            name=app.get("name", "actorchestra"),
+            route_prefix=app.get("route_prefix", "/"),
+        )
+        names += [a["name"] for a in args["agents"]]
+    base = settings.ingress_url
+    _wait_healthy(base, settings.up_timeout_s)
+    print(f"\nactorchestra is up: {base}")
+    print(f"  health       {base}/health")
+    print(f"  agents       {base}/v1/agents")
+    print(f"  API docs     {base}/docs")
+    for name in names:
+        print(f"  agent {name:<8} {base}/a2a/{name}/.well-known/agent-card.json")
+    print(
+        f"  Ray dashboard http://127.0.0.1:{settings.dashboard_port}  (token: `ray get-auth-token`)"
+    )
+    return 0
+
+
+def _wait_healthy(base: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{base}/health", timeout=5)
+            if r.status_code == 200 and r.json().get("status") == "healthy":
+                return
+            last = r.text
+        except httpx.HTTPError as e:
+            last = repr(e)
+        time.sleep(0.5)
+    raise SystemExit(f"the runtime did not become healthy within {timeout_s:.0f}s: {last}")
+
+
+def cmd_down(settings: Settings) -> int:
+    import ray
+    from ray import serve
+
+    from actorchestra.actors.runtime import kill_namespace
+
+    state = _state_file(settings)
+    started = state.exists() and json.loads(state.read_text()).get("started_by_cli")
+    try:
+        connect_ray(settings, start_if_missing=False)
+    except ConnectionError:
+        print("no Ray cluster is running; nothing to stop")
+        state.unlink(missing_ok=True)
+        return 0
+    if started:
+        # The whole cluster goes: no need to wind Serve down piece by piece first.
+        ray.shutdown()
+        ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+        subprocess.run([ray_bin, "stop"], capture_output=True, check=False)
+        print("stopped the runtime and the local Ray cluster started by `actorchestra up`")
+    else:
+        for app in list(serve.status().applications):
+            serve.delete(app)
+        killed = kill_namespace(settings.namespace)
+        print(f"deleted the Serve apps and {len(killed)} actors in {settings.namespace!r}")
+        ray.shutdown()
+    state.unlink(missing_ok=True)
+    return 0
+
+
+def _get(settings: Settings, path: str) -> httpx.Response:
+    try:
+        return httpx.get(f"{settings.ingress_url}{path}", timeout=10)
+    except httpx.HTTPError as e:
+        raise SystemExit(f"the runtime is not reachable at {settings.ingress_url}: {e}") from None
+
+
+def cmd_status(settings: Settings) -> int:
+    r = _get(settings, "/health")
+    body = r.json()
+    print(f"runtime  {settings.ingress_url}  {body.get('status')}")
+    print(f"active tasks  {body.get('active_tasks', '?')}")
+    for name, health in (body.get("agents") or {}).items():
+        print(f"  {name:<16} {health}")
+    return 0 if r.status_code == 200 else 1
+
+
+def cmd_agents(settings: Settings, as_json: bool) -> int:
+    r = _get(settings, "/v1/agents")
+    agents = r.json().get("agents", [])
+    if as_json:
+        print(json.dumps(agents, indent=2))
+        return 0
+    print(f"{'NAME':<16} {'KIND':<7} {'HEALTH':<10} {'REPLICAS':<9} {'IN-FLIGHT':<10} SKILLS")
+    for a in agents:
+        skills = ", ".join(s["id"] for s in a["skills"])
+        print(
+            f"{a['name']:<16} {a['kind']:<7} {a['health']:<10} {len(a['replicas']):<9} "
+            f"{a['in_flight']:<10} {skills}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="actorchestra",
+        description="Agents as A2A-speaking Ray actors behind a Ray Serve ingress.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--port", type=int, help="ingress HTTP port (default 8000, or ACTORCHESTRA_PORT)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser(
+        "up",
+        parents=[common],
+        help="start Ray if needed, deploy the runtime, wait until healthy",
+    )
+    up.add_argument("--config", type=Path, help="Serve config file (default: packaged example)")
+    sub.add_parser(
+        "down", parents=[common], help="stop the runtime (and the local Ray that `up` started)"
+    )
+    sub.add_parser("status", parents=[common], help="health of the runtime and its agents")
+    agents = sub.add_parser(
+        "agents", parents=[common], help="list agents with health, replicas and skills"
+    )
+    agents.add_argument("--json", action="store_true", help="print the registry rows as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    settings = Settings(**overrides)
+    if settings.ray_address is None:
+        # A laptop runtime stays on loopback: without this Ray resolves 127.0.0.1 to the
+        # host's outward address. Must be set before `ray` is imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # Ray 2.60 starts local clusters with token auth; the driver must use it as well.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if args.command == "up":
+        return cmd_up(settings, args.config or settings.config or default_config_path())
+    if args.command == "down":
+        return cmd_down(settings)
+    if args.command == "status":
+        return cmd_status(settings)
+    return cmd_agents(settings, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
