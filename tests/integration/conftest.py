@@ -1,0 +1,181 @@
+"""One Ray session and one Serve runtime per test run, shared by every integration test.
+
+The runtime is the real thing: the Serve ingress on 127.0.0.1, agent actors, the
+registry. Tests talk to it over HTTP with the official a2a-sdk client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from a2a.client import A2ACardResolver, Client, ClientConfig, ClientFactory
+from a2a.utils.constants import TransportProtocol
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "actorchestra-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Runtime:
+    base_url: str
+    namespace: str
+    agents: dict[str, int]  # name -> replicas
+
+    def card_url(self, agent: str) -> str:
+        return f"{self.base_url}/a2a/{agent}/.well-known/agent-card.json"
+
+
+def test_agents() -> list[dict[str, Any]]:
+    return [
+        {"name": "echo", "cls": "actorchestra.actors.examples:EchoAgent"},
+        {"name": "text", "cls": "actorchestra.actors.examples:TextAgent", "replicas": 2},
+        {"name": "lab", "cls": "tests.agents:LabAgent"},
+    ]
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    ray.init(
+        namespace=NAMESPACE,
+        include_dashboard=False,
+        num_cpus=2,
+        logging_level="WARNING",
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def runtime(ray_session: None) -> Iterator[Runtime]:
+    from ray import serve
+
+    from actorchestra.serve_apps.builder import build_app
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    agents = test_agents()
+    serve.run(
+        build_app(
+            {
+                "agents": agents,
+                "runtime": {
+                    "namespace": NAMESPACE,
+                    "public_url": base,
+                    "max_body_bytes": 64 * 1024,
+                    "health_interval_s": 0.5,
+                    "probe_timeout_s": 1.0,
+                    "agent": {"push_allowed_hosts": ["127.0.0.1"]},
+                },
+            }
+        ),
+        name="actorchestra",
+        route_prefix="/",
+    )
+    wait_for(lambda: _healthy(base), timeout=60, what="runtime healthy")
+    yield Runtime(base, NAMESPACE, {a["name"]: a.get("replicas", 1) for a in agents})
+    serve.shutdown()
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=2).json().get("status") == "healthy"
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll `predicate` until true; fail the test with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
+
+
+async def async_wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+async def make_client(
+    runtime: Runtime,
+    agent: str,
+    http: httpx.AsyncClient,
+    transport: str = TransportProtocol.JSONRPC.value,
+    streaming: bool = True,
+) -> Client:
+    """An official a2a-sdk client for `agent`, discovered from its card."""
+    card = await A2ACardResolver(http, f"{runtime.base_url}/a2a/{agent}").get_agent_card()
+    config = ClientConfig(
+        httpx_client=http, streaming=streaming, supported_protocol_bindings=[transport]
+    )
+    return ClientFactory(config).create(card)
+
+
+@dataclass
+class Webhook:
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def webhook() -> Iterator[Webhook]:
+    """A real HTTP server on loopback that records every push notification it gets."""
+    port = free_port()
+    hook = Webhook(url=f"http://127.0.0.1:{port}/hook")
+
+    async def receive(request: Request) -> JSONResponse:
+        hook.received.append(await request.json())
+        hook.headers.append(dict(request.headers))
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/hook", receive, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="webhook", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10, what="webhook server started")
+    yield hook
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
