@@ -152,6 +152,9 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
         names += [a["name"] for a in args["agents"]]
     base = settings.ingress_url
     _wait_healthy(base, settings.up_timeout_s)
+    import ray
+
+    ray.shutdown()  # the runtime lives on in the cluster; this process only deployed it
     print(f"\nactorchestra is up: {base}")
     print(f"  health       {base}/health")
     print(f"  agents       {base}/v1/agents")

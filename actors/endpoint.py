@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from a2a.types import a2a_pb2
 from a2a.utils.errors import A2AError, InternalError, TaskNotFoundError
 from a2a.utils.task import ListTasksCursor, encode_list_tasks_cursor
+from actorchestra.actors.batching import Batcher
 from actorchestra.protocol.codec import pack, unpack
 from actorchestra.protocol.context import CallInfo, replica_of_task
 from actorchestra.protocol.endpoint import AgentEndpoint, Event
@@ -49,6 +50,26 @@ class LocalAgentEndpoint(AgentEndpoint):
         self._in_flight = [0] * len(replicas)
         self._down_until = [0.0] * len(replicas)
         self._rr = itertools.count()
+        self._send_batchers = [
+            Batcher(self._batch_submitter(i), name=f"send:{name}:{i}") for i in range(len(replicas))
+        ]
+
+    def _batch_submitter(self, index: int) -> Any:
+        handle = self._replicas[index]
+
+        async def submit(items: list[tuple[Any, CallInfo]]) -> list[Any]:
+            if len(items) == 1:
+                packed, call = items[0]
+                return [await handle.send_message.remote(packed, call)]
+            return await handle.send_message_batch.remote(items)
+
+        return submit
+
+    async def _send_on(
+        self, index: int, request: a2a_pb2.SendMessageRequest, call: CallInfo
+    ) -> Any:
+        """SendMessage on one replica, batched with concurrent ones to the same replica."""
+        return await self._call(index, self._send_batchers[index].call((pack(request), call)))
 
     # -- translation and routing ------------------------------------------------------
 
@@ -106,21 +127,16 @@ class LocalAgentEndpoint(AgentEndpoint):
     ) -> a2a_pb2.Task | a2a_pb2.Message:
         if request.message.task_id:
             return await self._on_owner(
-                request.message.task_id,
-                lambda i: self._call(i, self._replicas[i].send_message.remote(pack(request), call)),
+                request.message.task_id, lambda i: self._send_on(i, request, call)
             )
         first = self._pick()
         try:
-            return await self._call(
-                first, self._replicas[first].send_message.remote(pack(request), call)
-            )
+            return await self._send_on(first, request, call)
         except AgentUnavailableError:
             if len(self._replicas) == 1:
                 raise
             other = self._pick()  # the dead one is now marked down
-            return await self._call(
-                other, self._replicas[other].send_message.remote(pack(request), call)
-            )
+            return await self._send_on(other, request, call)
 
     async def send_message_stream(
         self, request: a2a_pb2.SendMessageRequest, call: CallInfo

@@ -60,6 +60,14 @@ class AgentRuntimeOptions(BaseModel):
         description="hosts push webhooks may target even though private or loopback",
     )
     push_timeout_s: float = 10.0
+    a2a_tracing: bool = Field(
+        default=False,
+        description="a2a-sdk's OpenTelemetry spans (about 100 per request); off unless traced",
+    )
+
+    def process_env(self) -> dict[str, str]:
+        """Environment for processes that run a2a-sdk code; read by a2a-sdk at import."""
+        return {"OTEL_INSTRUMENTATION_A2A_SDK_ENABLED": "true" if self.a2a_tracing else "false"}
 
 
 def actor_name(agent: str, replica: int) -> str:

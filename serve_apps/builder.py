@@ -16,7 +16,12 @@ def build_app(args: dict[str, Any]) -> Application:
     deployment = serve.deployment(
         Ingress,
         name="ingress",
-        ray_actor_options={"num_cpus": 0},
+        ray_actor_options={
+            "num_cpus": 0,
+            "runtime_env": {"env_vars": config.runtime.agent.process_env()},
+        },
         max_ongoing_requests=1000,
+        # One log line per request costs more than forwarding an echo request does.
+        logging_config={"enable_access_log": False},
     )
     return deployment.bind(config.model_dump(mode="json"))
