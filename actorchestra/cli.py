@@ -41,31 +41,40 @@ def load_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def merged_args(app: dict[str, Any], settings: Settings) -> dict[str, Any]:
+# runtime key in the config file -> the setting that overrides it when set explicitly
+_RUNTIME_SETTING = {
+    "namespace": "namespace",
+    "public_url": "public_url",
+    "max_body_bytes": "max_body_bytes",
+    "health_interval_s": "health_interval_s",
+    "probe_timeout_s": "probe_timeout_s",
+}
+_AGENT_SETTING = {"max_tasks": "max_tasks_per_replica", "push_allowed_hosts": "allowed_hosts"}
+
+
+def merged_args(
+    app: dict[str, Any], settings: Settings, default_public_url: str | None = None
+) -> dict[str, Any]:
     """Application args with the runtime section completed from settings.
 
     Precedence: ACTORCHESTRA_* variables set explicitly > the config file > defaults.
+    `default_public_url` (from the ingress address `up` deploys to) stands in for the
+    public URL when neither the environment nor the file gives one.
     """
     args = dict(app.get("args") or {})
-    runtime = dict(settings.runtime_options())
-    file_runtime = dict(args.get("runtime") or {})
     explicit = settings.model_fields_set
-    env_keys = {
-        "namespace": "namespace",
-        "public_url": "public_url",
-        "max_body_bytes": "max_body_bytes",
-        "health_interval_s": "health_interval_s",
-        "probe_timeout_s": "probe_timeout_s",
-    }
-    for key, value in file_runtime.items():
-        field = env_keys.get(key)
-        if field is None or field not in explicit:
-            if key == "agent" and isinstance(value, dict):
-                runtime["agent"] = {**runtime["agent"], **value}
-            else:
-                runtime[key] = value
-    if {"host", "port"} & explicit and "public_url" not in explicit:
-        runtime["public_url"] = settings.ingress_url
+    runtime = settings.runtime_options()
+    if default_public_url and not explicit & {"public_url", "host", "port"}:
+        runtime["public_url"] = default_public_url
+    for key, value in dict(args.get("runtime") or {}).items():
+        if key == "agent" and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                if _AGENT_SETTING.get(sub) not in explicit:
+                    runtime["agent"][sub] = sub_value
+        elif _RUNTIME_SETTING.get(key) not in explicit:
+            if key == "public_url" and explicit & {"host", "port"}:
+                continue
+            runtime[key] = value
     args["runtime"] = runtime
     return args
 
@@ -134,15 +143,14 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
     if {"host", "port"} & settings.model_fields_set or not http:
         http.update(host=settings.host, port=settings.port)
     host, port = http.get("host", settings.host), int(http.get("port", settings.port))
-    if "public_url" not in settings.model_fields_set:
-        settings.public_url = f"http://{host}:{port}"
+    default_public_url = f"http://{host}:{port}"
     connect_ray(settings, start_if_missing=True)
     serve.start(http_options={"host": host, "port": port})
     names: list[str] = []
     for app in config["applications"]:
         if app.get("import_path") != BUILDER:
             raise SystemExit(f"application {app.get('name')!r}: import_path must be {BUILDER}")
-        args = merged_args(app, settings)
+        args = merged_args(app, settings, default_public_url)
         print(f"deploying application {app.get('name', 'actorchestra')!r} ...", flush=True)
         serve.run(
             build_app(args),
@@ -150,7 +158,7 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
             route_prefix=app.get("route_prefix", "/"),
         )
         names += [a["name"] for a in args["agents"]]
-    base = settings.ingress_url
+    base = default_public_url
     _wait_healthy(base, settings.up_timeout_s)
     import ray
 

@@ -14,7 +14,7 @@ from a2a.server.tasks.task_updater import TaskUpdater
 from a2a.types import a2a_pb2
 from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext
 from google.protobuf import struct_pb2
-from google.protobuf.json_format import ParseDict
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +25,25 @@ def _agent_message(text: str, ctx: RequestContext) -> a2a_pb2.Message:
     )
 
 
-def _data_part(value: Any) -> a2a_pb2.Part:
-    wrapper = ParseDict({"v": value}, struct_pb2.Struct())
+_RESUMABLE = {
+    a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED,
+    a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED,
+}
+
+
+def _result_part(result: Any) -> a2a_pb2.Part | None:
+    """The artifact part for a skill's return value; raises if it has no JSON form."""
+    if result is None or isinstance(result, NeedsInput | Rejected):
+        return None
+    if isinstance(result, str):
+        return a2a_pb2.Part(text=result)
+    try:
+        wrapper = ParseDict({"v": result}, struct_pb2.Struct())
+    except (ParseError, TypeError, ValueError) as e:
+        raise TypeError(
+            f"returned a {type(result).__name__}, which has no JSON form; "
+            "return str, dict, list, numbers or None"
+        ) from e
     return a2a_pb2.Part(data=wrapper.fields["v"])
 
 
@@ -42,21 +59,31 @@ class SkillExecutor(AgentExecutor):
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.message is not None and context.task_id and context.context_id
-        if context.current_task is None:
-            await event_queue.enqueue_event(
-                a2a_pb2.Task(
-                    id=context.task_id,
-                    context_id=context.context_id,
-                    status=a2a_pb2.TaskStatus(state=a2a_pb2.TaskState.TASK_STATE_SUBMITTED),
-                    history=[context.message],
-                )
-            )
-        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        task = context.current_task
+        metadata = {**context.metadata, **MessageToDict(context.message.metadata)}
+        requested = metadata.get("skill") or None
+        if requested is None and task is not None and task.status.state in _RESUMABLE:
+            # An answer to "input required" belongs to the skill that asked for it.
+            requested = MessageToDict(task.metadata).get("skill") or None
         text = context.get_user_input()
-        requested = context.metadata.get("skill") or None
         try:
-            skill_id = self.agent.choose_skill(text, str(requested) if requested else None)
+            skill_id: str | None = self.agent.choose_skill(
+                text, str(requested) if requested else None
+            )
         except KeyError:
+            skill_id = None
+        if task is None:
+            new_task = a2a_pb2.Task(
+                id=context.task_id,
+                context_id=context.context_id,
+                status=a2a_pb2.TaskStatus(state=a2a_pb2.TaskState.TASK_STATE_SUBMITTED),
+                history=[context.message],
+            )
+            if skill_id is not None:
+                new_task.metadata.update({"skill": skill_id})
+            await event_queue.enqueue_event(new_task)
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        if skill_id is None:
             known = ", ".join(sorted(self.agent.skills()))
             await updater.reject(
                 _agent_message(f"unknown skill {requested!r}; this agent has: {known}", context)
@@ -69,14 +96,13 @@ class SkillExecutor(AgentExecutor):
                 a2a_pb2.TaskState.TASK_STATE_WORKING, message=_agent_message(note, context)
             )
 
-        task = context.current_task
         skill_ctx = SkillContext(
             message=context.message,
             task_id=context.task_id,
             context_id=context.context_id,
             skill_id=skill_id,
             history=list(task.history) if task is not None else [],
-            metadata=dict(context.metadata),
+            metadata=metadata,
             _progress=progress,
         )
         fn = self.agent.skill_function(skill_id)
@@ -86,11 +112,12 @@ class SkillExecutor(AgentExecutor):
                 await updater.complete()
                 return
             result = await fn(skill_ctx)
+            part = _result_part(result)
         except Exception as e:  # the skill's own failure: the task fails, the caller is told why
             logger.warning("skill %s of %s failed: %r", skill_id, type(self.agent).__name__, e)
             await updater.failed(_agent_message(f"skill {skill_id!r} failed: {e}", context))
             return
-        await self._finish(result, updater, context, skill_id)
+        await self._finish(result, part, updater, context, skill_id)
 
     async def _stream(self, chunks: Any, updater: TaskUpdater, skill_id: str) -> None:
         """Publish each chunk as an artifact append; the last one carries last_chunk."""
@@ -117,15 +144,19 @@ class SkillExecutor(AgentExecutor):
         )
 
     async def _finish(
-        self, result: Any, updater: TaskUpdater, context: RequestContext, skill_id: str
+        self,
+        result: Any,
+        part: a2a_pb2.Part | None,
+        updater: TaskUpdater,
+        context: RequestContext,
+        skill_id: str,
     ) -> None:
         if isinstance(result, NeedsInput):
             await updater.requires_input(_agent_message(result.question, context))
         elif isinstance(result, Rejected):
             await updater.reject(_agent_message(result.reason, context))
         else:
-            if result is not None:
-                part = a2a_pb2.Part(text=result) if isinstance(result, str) else _data_part(result)
+            if part is not None:
                 await updater.add_artifact([part], name=skill_id, last_chunk=True)
             await updater.complete()
 

@@ -38,7 +38,7 @@ class AgentSpec(BaseModel):
 
     def load_class(self) -> type[Agent]:
         module_name, _, attr = self.cls.partition(":")
-        if not attr:
+        if not module_name or not attr:
             raise ConfigError(
                 f"agent {self.name!r}: cls {self.cls!r} must look like 'module:Class'"
             )
