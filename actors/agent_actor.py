@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -19,14 +20,17 @@ import httpx
 from a2a.server.agent_execution import SimpleRequestContextBuilder
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.tasks import BasePushNotificationSender, InMemoryPushNotificationConfigStore
+from a2a.utils.errors import InvalidRequestError
 from a2a.utils.push_url_validator import validate_push_notification_url
+from pydantic import BaseModel
+
 from actorchestra.actors.executor import SkillExecutor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from actorchestra.actors.task_store import BoundedTaskStore
 from actorchestra.protocol.cards import build_agent_card
+from actorchestra.protocol.channel import ChannelServer, Op
 from actorchestra.protocol.codec import Packed, pack, unpack
 from actorchestra.protocol.context import CallInfo, ReplicaTaskIdGenerator
-from pydantic import BaseModel
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,7 @@ class AgentActor:
         self._started_at = time.time()
         self._setup_done = False
         self._setup_lock = asyncio.Lock()
+        self._channel: tuple[ChannelServer, str, int, str] | None = None
 
     async def _push_url_allowed(self, url: str) -> bool:
         host = urllib.parse.urlparse(url).hostname or ""
@@ -105,16 +110,6 @@ class AgentActor:
             )
         finally:
             self._in_flight -= 1
-
-    async def send_message_batch(
-        self, requests: list[tuple[Packed, CallInfo]]
-    ) -> list[Packed | BaseException]:
-        """Many SendMessage calls in one actor call: the ingress batches under load."""
-        return list(
-            await asyncio.gather(
-                *(self.send_message(r, c) for r, c in requests), return_exceptions=True
-            )
-        )
 
     async def send_message_stream(self, request: Packed, call: CallInfo) -> AsyncIterator[Packed]:
         await self._ensure_setup()
@@ -172,6 +167,53 @@ class AgentActor:
         return pack(
             await self.handler.on_get_extended_agent_card(unpack(request), call.to_server_context())
         )
+
+    # -- the direct channel (see protocol.channel) -----------------------------------
+
+    async def open_channel(self) -> tuple[str, int, str]:
+        """Start (once) the channel server; returns host, port and the secret token."""
+        async with self._setup_lock:
+            if self._channel is None:
+                token = secrets.token_hex(16)
+                server = ChannelServer(self._channel_call, self._channel_stream, token)
+                host = self.channel_host()
+                port = await server.start(host)
+                self._channel = (server, host, port, token)
+        _, host, port, token = self._channel
+        return host, port, token
+
+    def channel_host(self) -> str:
+        """The address the channel binds to; the Ray wrapper answers with the node's IP."""
+        return "127.0.0.1"
+
+    async def _channel_call(self, op: Op, packed: Packed | None, call: CallInfo) -> Packed | None:
+        assert packed is not None
+        match op:
+            case Op.SEND:
+                return await self.send_message(packed, call)
+            case Op.GET:
+                return await self.get_task(packed, call)
+            case Op.LIST:
+                return await self.list_tasks(packed, call)
+            case Op.CANCEL:
+                return await self.cancel_task(packed, call)
+            case Op.PUSH_CREATE:
+                return await self.create_push_config(packed, call)
+            case Op.PUSH_GET:
+                return await self.get_push_config(packed, call)
+            case Op.PUSH_LIST:
+                return await self.list_push_configs(packed, call)
+            case Op.PUSH_DELETE:
+                await self.delete_push_config(packed, call)
+                return None
+            case Op.EXTENDED_CARD:
+                return await self.extended_card(packed, call)
+        raise InvalidRequestError(message=f"unknown channel operation {op!r}")
+
+    def _channel_stream(self, op: Op, packed: Packed, call: CallInfo) -> AsyncIterator[Packed]:
+        if op == Op.STREAM:
+            return self.send_message_stream(packed, call)
+        return self.subscribe(packed, call)
 
     # -- runtime --------------------------------------------------------------------
 

@@ -12,18 +12,27 @@ import logging
 from typing import Any
 
 import ray
+from google.protobuf.json_format import MessageToDict
+
 from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.endpoint import LocalAgentEndpoint
 from actorchestra.actors.registry_service import RegistryService
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, actor_name
 from actorchestra.protocol.codec import unpack
-from google.protobuf.json_format import MessageToDict
 
 logger = logging.getLogger(__name__)
 
 REGISTRY_NAME = "registry"
 
-AgentActorRemote = ray.remote(AgentActor)
+
+class RayAgentActor(AgentActor):
+    """The agent actor as Ray runs it: its channel binds to the node's own address."""
+
+    def channel_host(self) -> str:
+        return ray.util.get_node_ip_address()
+
+
+AgentActorRemote = ray.remote(RayAgentActor)
 RegistryActorRemote = ray.remote(RegistryService)
 
 

@@ -24,7 +24,7 @@ class LabAgent(Agent):
     async def block(self, ctx: SkillContext) -> str:
         """Block the actor's event loop (a hung actor) for the seconds given."""
         seconds = float(ctx.text.split()[-1])
-        time.sleep(seconds)
+        time.sleep(seconds)  # noqa: ASYNC251 - blocking the loop is the point: a hung actor
         return "unblocked"
 
     @skill(tags=["fail"])

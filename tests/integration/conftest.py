@@ -7,7 +7,6 @@ registry. Tests talk to it over HTTP with the official a2a-sdk client.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
@@ -118,7 +117,12 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -
     raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
 
 
-async def async_wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> None:
+async def async_wait_for(
+    predicate: Any,
+    timeout: float,  # noqa: ASYNC109 - a polling deadline, not an I/O timeout
+    what: str,
+    interval: float = 0.1,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

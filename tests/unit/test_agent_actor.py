@@ -21,14 +21,16 @@ from a2a.utils.errors import (
     TaskNotFoundError,
     UnsupportedOperationError,
 )
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict, ParseDict
+
 from actorchestra.actors.agent import Agent, Rejected, SkillContext, skill
 from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from actorchestra.actors.task_store import BoundedTaskStore
+from actorchestra.protocol.channel import ChannelClient, ChannelClosedError, Op
 from actorchestra.protocol.codec import pack, unpack
 from actorchestra.protocol.context import CallInfo, replica_of_task
-from google.protobuf import struct_pb2
-from google.protobuf.json_format import MessageToDict, ParseDict
 
 State = a2a_pb2.TaskState
 TEXT_SPEC = AgentSpec(name="text", cls="actorchestra.actors.examples:TextAgent")
@@ -410,15 +412,34 @@ async def test_cancel_a_running_task() -> None:
         await actor.cancel_task(pack(a2a_pb2.CancelTaskRequest(id=task.id)), ALICE)
 
 
-async def test_batch_returns_errors_in_place() -> None:
+async def test_the_channel_carries_results_errors_and_streams() -> None:
     actor = _actor()
-    stray = _request("x")
-    stray.message.task_id = "r3-00000000-0000-0000-0000-000000000000"
-    results = await actor.send_message_batch(
-        [(pack(_request("uppercase: ok")), ALICE), (pack(stray), ALICE)]
-    )
-    assert unpack(results[0]).artifacts[0].parts[0].text == "OK"  # type: ignore[arg-type]
-    assert isinstance(results[1], TaskNotFoundError)
+    host, port, token = await actor.open_channel()
+    assert await actor.open_channel() == (host, port, token)  # opened once
+    client = await ChannelClient.connect(host, port, token)
+    try:
+        ok = unpack(await client.call(Op.SEND, pack(_request("uppercase: ok")), ALICE))
+        assert ok.artifacts[0].parts[0].text == "OK"
+        stray = a2a_pb2.GetTaskRequest(id="r3-00000000-0000-0000-0000-000000000000")
+        with pytest.raises(TaskNotFoundError):
+            await client.call(Op.GET, pack(stray), ALICE)
+        events = [
+            unpack(p) async for p in client.stream(Op.STREAM, pack(_request("stream 3")), ALICE)
+        ]
+        chunks = [e for e in events if isinstance(e, a2a_pb2.TaskArtifactUpdateEvent)]
+        assert "".join(c.artifact.parts[0].text for c in chunks) == "1\n2\n3\n"
+        # The owner sees the task over the channel too.
+        got = unpack(await client.call(Op.GET, pack(a2a_pb2.GetTaskRequest(id=ok.id)), ALICE))
+        assert got.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+    finally:
+        await client.close()
+
+
+async def test_the_channel_refuses_a_wrong_token() -> None:
+    actor = _actor()
+    host, port, _ = await actor.open_channel()
+    with pytest.raises((ChannelClosedError, asyncio.IncompleteReadError, ConnectionError)):
+        await ChannelClient.connect(host, port, "not-the-token")
 
 
 async def test_the_actor_keeps_a_bounded_number_of_finished_tasks() -> None:
