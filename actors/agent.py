@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from a2a.types import a2a_pb2
+
 from actorchestra.protocol.cards import AgentInfo, SkillInfo
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,9 +12,10 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events.event_queue_v2 import EventQueue
 from a2a.server.tasks.task_updater import TaskUpdater
 from a2a.types import a2a_pb2
-from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+
+from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,14 @@ from typing import Any
 
 import httpx
 import ray
+from google.protobuf.json_format import MessageToDict
+
 from actorchestra.actors.spec import actor_name
 from actorchestra.protocol.cards import AgentInfo, card_to_info
 from actorchestra.protocol.codec import unpack
 from actorchestra.protocol.remote import fetch_card
 from actorchestra.registry.models import AgentEntry, AgentKind
 from actorchestra.registry.registry import ProbeResult, Registry
-from google.protobuf.json_format import MessageToDict
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,10 @@ import importlib
 import re
 from typing import Any
 
+from pydantic import BaseModel, Field, field_validator
+
 from actorchestra.actors.agent import Agent
 from actorchestra.protocol.errors import ConfigError
-from pydantic import BaseModel, Field, field_validator
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 

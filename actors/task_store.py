@@ -8,6 +8,7 @@ from collections import OrderedDict
 from a2a.server.context import ServerCallContext
 from a2a.server.tasks.inmemory_task_store import InMemoryTaskStore
 from a2a.types import a2a_pb2
+
 from actorchestra.protocol.context import CallInfo
 
 _FINISHED = {

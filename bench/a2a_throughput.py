@@ -87,8 +87,9 @@ def run_ingress(levels: list[int], duration: float, mode: str) -> tuple[dict, di
         os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
-    from actorchestra.serve_apps.builder import build_app
     from ray import serve
+
+    from actorchestra.serve_apps.builder import build_app
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -16,10 +16,11 @@ import uvicorn
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.server.tasks import InMemoryTaskStore
+from starlette.applications import Starlette
+
 from actorchestra.actors.examples import EchoAgent
 from actorchestra.actors.executor import SkillExecutor
 from actorchestra.protocol.cards import build_agent_card
-from starlette.applications import Starlette
 
 
 def build(port: int) -> Starlette:

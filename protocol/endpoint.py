@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
 from a2a.types import a2a_pb2
+
 from actorchestra.protocol.context import CallInfo
 
 Event = (

@@ -14,6 +14,7 @@ from typing import TypeVar
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers.request_handler import RequestHandler, validate_request_params
 from a2a.types import a2a_pb2
+
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint, Event
 from actorchestra.protocol.errors import ActorchestraError, to_a2a_error

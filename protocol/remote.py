@@ -9,6 +9,7 @@ from a2a.client import A2ACardResolver
 from a2a.client.errors import AgentCardResolutionError
 from a2a.types import a2a_pb2
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+
 from actorchestra.protocol.errors import InvalidInputError
 
 

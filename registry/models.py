@@ -6,8 +6,9 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from actorchestra.protocol.cards import AgentInfo
 from pydantic import BaseModel, Field
+
+from actorchestra.protocol.cards import AgentInfo
 
 
 class AgentKind(StrEnum):

@@ -10,10 +10,11 @@ from a2a.server.routes import (
 )
 from a2a.types import a2a_pb2
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
-from actorchestra.protocol.endpoint import AgentEndpoint
-from actorchestra.protocol.handler import EndpointRequestHandler
 from fastapi import FastAPI
 from starlette.routing import Mount
+
+from actorchestra.protocol.endpoint import AgentEndpoint
+from actorchestra.protocol.handler import EndpointRequestHandler
 
 
 def mount_agent(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from actorchestra.serve_apps.config import AppConfig
-from actorchestra.serve_apps.ingress import Ingress
 from ray import serve
 from ray.serve import Application
+
+from actorchestra.serve_apps.config import AppConfig
+from actorchestra.serve_apps.ingress import Ingress
 
 
 def build_app(args: dict[str, Any]) -> Application:

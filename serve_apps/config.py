@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from pydantic import BaseModel, Field, model_validator
+
+from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 
 RESERVED_AGENT_NAMES = {"orchestrator"}
 

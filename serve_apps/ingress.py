@@ -13,6 +13,12 @@ import time
 from typing import Any
 
 import ray
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from actorchestra.actors.endpoint import LocalAgentEndpoint
 from actorchestra.actors.runtime import (
     RegistryHandle,
@@ -22,15 +28,10 @@ from actorchestra.actors.runtime import (
     register_agent,
 )
 from actorchestra.protocol.codec import unpack
-from actorchestra.protocol.errors import ActorchestraError, AgentNotFoundError, error_body
+from actorchestra.protocol.errors import ActorchestraError, InvalidInputError, error_body
 from actorchestra.serve_apps.a2a_routes import mount_agent
 from actorchestra.serve_apps.config import AppConfig
 from actorchestra.serve_apps.middleware import RequestGuard, error_payload
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from ray import serve
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def _runtime_routes(app: FastAPI, ingress: Ingress) -> None:
     @app.delete("/v1/agents/{name}", status_code=204, tags=["agents"])
     async def unregister(name: str) -> None:
         if name in ingress.endpoints:
-            raise AgentNotFoundError(
+            raise InvalidInputError(
                 f"{name!r} is a local agent from the config; remove it there and redeploy"
             )
         await registry.remove(name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from actorchestra.serve_apps.model_server import ModelServerHandle, start_model_server
 
 

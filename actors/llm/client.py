@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import openai
+from openai import AsyncOpenAI
+
 from actorchestra.actors.llm.config import PLACEHOLDER_API_KEY, LLMConfig
 from actorchestra.actors.llm.errors import LLMError, LLMResponseError
 from actorchestra.actors.llm.output import OutputSpec, ResponseFormat
@@ -27,7 +29,6 @@ from actorchestra.actors.llm.results import (
     ToolCall,
 )
 from actorchestra.actors.llm.retry import call_with_retries, translate
-from openai import AsyncOpenAI
 
 logger = logging.getLogger(__name__)
 

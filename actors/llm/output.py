@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
-from actorchestra.actors.llm.errors import LLMResponseError
 from pydantic import BaseModel, ValidationError
+
+from actorchestra.actors.llm.errors import LLMResponseError
 
 ResponseFormat = Mapping[str, Any] | type[BaseModel]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from actorchestra.actors.llm.errors import LLMResponseError
 from pydantic import BaseModel, Field
+
+from actorchestra.actors.llm.errors import LLMResponseError
 
 
 class LLMUsage(BaseModel):

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import openai
+
 from actorchestra.actors.llm.config import LLMConfig
 from actorchestra.actors.llm.errors import (
     LLMAuthError,

@@ -31,10 +31,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
+
 from actorchestra.actors.tools.config import ToolsConfig
 from actorchestra.actors.tools.errors import ToolError
 from actorchestra.actors.tools.registry import Tool
-from pydantic import BaseModel
 
 logger = logging.getLogger(__name__)
 

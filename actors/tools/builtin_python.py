@@ -31,11 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from actorchestra.actors.tools import _sandbox_prelude as prelude
 from actorchestra.actors.tools.config import ToolsConfig
 from actorchestra.actors.tools.errors import ToolError
 from actorchestra.actors.tools.registry import Tool
-from pydantic import BaseModel
 
 logger = logging.getLogger(__name__)
 

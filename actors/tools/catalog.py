@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from actorchestra.actors.tools.builtin_calc import calculator_tool
 from actorchestra.actors.tools.builtin_http import http_get_tool
 from actorchestra.actors.tools.builtin_python import python_tool

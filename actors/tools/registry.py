@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
 
+from pydantic import BaseModel, Field
+
 from actorchestra.actors.tools.config import ToolsConfig
 from actorchestra.actors.tools.errors import ToolConfigError, ToolNotFoundError
 from actorchestra.actors.tools.schema import check_schema, describe_errors, schema_from_signature
 from actorchestra.protocol.errors import ActorchestraError
-from pydantic import BaseModel, Field
 
 logger = logging.getLogger(__name__)
 

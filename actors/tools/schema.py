@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import jsonschema
-from actorchestra.actors.tools.errors import ToolConfigError
 from jsonschema.exceptions import ValidationError
+
+from actorchestra.actors.tools.errors import ToolConfigError
 
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters)\s*:\s*$")
 _ARG_LINE = re.compile(r"^\s*(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")

@@ -12,6 +12,7 @@ import sys
 from types import FrameType
 
 import uvicorn
+
 from actorchestra.serve_apps.model_server.app import create_app
 from actorchestra.serve_apps.model_server.config import ModelServerConfig
 from actorchestra.serve_apps.model_server.runner import (

@@ -18,14 +18,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from actorchestra.serve_apps.model_server import brain, embeddings, wire
-from actorchestra.serve_apps.model_server import text as t
-from actorchestra.serve_apps.model_server.config import FaultSpec, LatencySpec, ModelServerConfig
-from actorchestra.serve_apps.model_server.faults import FaultInjector
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from actorchestra.serve_apps.model_server import brain, embeddings, wire
+from actorchestra.serve_apps.model_server import text as t
+from actorchestra.serve_apps.model_server.config import FaultSpec, LatencySpec, ModelServerConfig
+from actorchestra.serve_apps.model_server.faults import FaultInjector
 
 logger = logging.getLogger(__name__)
 

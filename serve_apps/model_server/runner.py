@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
 from actorchestra.serve_apps.model_server.config import FaultSpec, ModelServerConfig
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def start_model_server(
 ) -> ModelServerHandle:
     """Serve in a background thread of this process; port 0 picks a free port."""
     import uvicorn  # deferred: importing the package must not pull in the server stack
+
     from actorchestra.serve_apps.model_server.app import create_app
 
     config = config or ModelServerConfig()

@@ -10,9 +10,10 @@ import base64
 import struct
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from actorchestra.serve_apps.model_server import text as t
 from actorchestra.serve_apps.model_server.brain import BrainReply
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SYSTEM_FINGERPRINT = "fp_offline"
 

@@ -16,6 +16,8 @@ from typing import Any
 import jsonschema
 import openai
 import pytest
+from pydantic import BaseModel, Field
+
 from actorchestra.actors.llm import (
     LLMAuthError,
     LLMClient,
@@ -32,8 +34,6 @@ from actorchestra.serve_apps.model_server import (
     start_model_server,
     start_model_server_process,
 )
-from pydantic import BaseModel, Field
-
 from tests import llm_fixtures
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from a2a.types import a2a_pb2
 from a2a.utils.constants import PROTOCOL_VERSION_1_0, TransportProtocol
+
 from actorchestra.actors.agent import Agent, SkillContext, skill
 from actorchestra.actors.examples import TextAgent
 from actorchestra.protocol.cards import AgentInfo, build_agent_card, card_to_info

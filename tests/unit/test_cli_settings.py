@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
+
+from actorchestra import cli
 from actorchestra.actors.examples import EchoAgent
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, actor_name
 from actorchestra.protocol.errors import ConfigError
 from actorchestra.serve_apps.config import AppConfig
-from pydantic import ValidationError
-
-from actorchestra import cli
 from actorchestra.settings import Settings
 
 

@@ -6,12 +6,13 @@ import email.utils
 import time
 
 import pytest
+from pydantic import BaseModel
+
 from actorchestra.actors.llm import LLMConfig, ModelPrice, ToolCall
 from actorchestra.actors.llm.errors import LLMResponseError, LLMTimeoutError, LLMUnavailableError
 from actorchestra.actors.llm.output import OutputSpec
 from actorchestra.actors.llm.retry import retry_after_s
 from actorchestra.protocol.errors import ActorchestraError
-from pydantic import BaseModel
 
 
 def test_agent_override_beats_the_default_model() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from actorchestra.serve_apps.model_server import ModelServerConfig
 from actorchestra.serve_apps.model_server.app import create_app
 

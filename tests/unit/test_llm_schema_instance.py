@@ -6,9 +6,10 @@ from typing import Any
 
 import jsonschema
 import pytest
+from pydantic import BaseModel, Field
+
 from actorchestra.serve_apps.model_server.embeddings import cosine, embed
 from actorchestra.serve_apps.model_server.schema_instance import FillContext, instance_for
-from pydantic import BaseModel, Field
 
 PROMPT = (
     "Create a profile. name: Ada Lovelace, age: 36, email ada@example.com, "

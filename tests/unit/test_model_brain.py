@@ -7,6 +7,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from actorchestra.serve_apps.model_server import brain, planning, tools
 from actorchestra.serve_apps.model_server import text as t
 

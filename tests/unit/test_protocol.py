@@ -14,6 +14,9 @@ from a2a.server.routes import create_agent_card_routes
 from a2a.types import a2a_pb2
 from a2a.utils import errors as a2a_errors
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from google.protobuf import struct_pb2
+from starlette.applications import Starlette
+
 from actorchestra.protocol.cards import AgentInfo, SkillInfo, build_agent_card
 from actorchestra.protocol.codec import pack, pack_optional, unpack, unpack_optional
 from actorchestra.protocol.context import (
@@ -34,8 +37,6 @@ from actorchestra.protocol.errors import (
     to_a2a_error,
 )
 from actorchestra.protocol.remote import fetch_card, split_card_url
-from google.protobuf import struct_pb2
-from starlette.applications import Starlette
 
 # -- codec --------------------------------------------------------------------------------
 

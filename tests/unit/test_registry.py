@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from actorchestra.protocol.cards import AgentInfo, SkillInfo
 from actorchestra.protocol.errors import AgentNotFoundError, InvalidInputError
 from actorchestra.registry.models import AgentEntry, AgentKind, Health

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from actorchestra.actors.tools import ToolError, ToolRegistry, calculator_tool
 from actorchestra.actors.tools.builtin_calc import evaluate
 

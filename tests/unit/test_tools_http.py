@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+
 from actorchestra.actors.tools import HttpGet, ToolError, ToolRegistry, ToolsConfig, http_get_tool
 
 

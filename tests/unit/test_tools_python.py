@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from actorchestra.actors.tools import PythonSandbox, ToolRegistry, ToolsConfig, python_tool
 from actorchestra.actors.tools import _sandbox_prelude as prelude
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 import pytest
+
 from actorchestra.actors.tools import (
     Tool,
     ToolCallRecord,
