@@ -72,13 +72,24 @@ class Rejected:
     reason: str
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One earlier turn of a conversation (a context): who spoke, and what."""
+
+    role: str  # "user" or "agent"
+    text: str
+    task_id: str = ""
+
+
 @dataclass
 class SkillContext:
     """What a skill sees of the request, and how it reports progress.
 
     `history` holds the task's earlier messages (empty on a task's first turn), so a
     skill that asked for input with `NeedsInput` finds the earlier turns there when
-    the caller answers on the same task.
+    the caller answers on the same task. `conversation` holds the earlier turns of
+    the whole context (the caller's previous tasks with the same contextId, oldest
+    first), which is what chat memory builds on.
     """
 
     message: a2a_pb2.Message
@@ -87,6 +98,8 @@ class SkillContext:
     skill_id: str
     history: list[a2a_pb2.Message] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    conversation: list[Turn] = field(default_factory=list)
+    user: str = ""
     _progress: Callable[[str], Awaitable[None]] | None = None
 
     @property

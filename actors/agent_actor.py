@@ -17,13 +17,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from a2a.server.agent_execution import SimpleRequestContextBuilder
+from a2a.helpers import get_artifact_text, get_message_text
+from a2a.server.agent_execution import RequestContext, SimpleRequestContextBuilder
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.tasks import BasePushNotificationSender, InMemoryPushNotificationConfigStore
+from a2a.types import a2a_pb2
 from a2a.utils.errors import InvalidRequestError
 from a2a.utils.push_url_validator import validate_push_notification_url
 from pydantic import BaseModel
 
+from actorchestra.actors.agent import Turn
 from actorchestra.actors.executor import SkillExecutor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from actorchestra.actors.task_store import BoundedTaskStore
@@ -67,7 +70,7 @@ class AgentActor:
         self._task_store = BoundedTaskStore(self.options.max_tasks)
         push_store = InMemoryPushNotificationConfigStore()
         self.handler = DefaultRequestHandler(
-            agent_executor=SkillExecutor(self.agent),
+            agent_executor=SkillExecutor(self.agent, self._conversation),
             task_store=self._task_store,
             agent_card=self.card,
             push_config_store=push_store,
@@ -84,6 +87,30 @@ class AgentActor:
         self._setup_done = False
         self._setup_lock = asyncio.Lock()
         self._channel: tuple[ChannelServer, str, int, str] | None = None
+
+    async def _conversation(
+        self, context_id: str, task_id: str, request: RequestContext
+    ) -> list[Turn]:
+        """Earlier turns of this caller's conversation, from this replica's tasks.
+
+        The endpoint routes a context to one replica, so its tasks are all here.
+        """
+        tasks = await self._task_store.in_context(
+            context_id, request.call_context, self.options.conversation_tasks
+        )
+        turns: list[Turn] = []
+        for task in tasks:
+            if task.id == task_id:
+                continue
+            for message in task.history:
+                text = get_message_text(message)
+                if text:
+                    role = "agent" if message.role == a2a_pb2.Role.ROLE_AGENT else "user"
+                    turns.append(Turn(role, text, task.id))
+            answer = "\n".join(get_artifact_text(a) for a in task.artifacts).strip()
+            if answer:
+                turns.append(Turn("agent", answer, task.id))
+        return turns
 
     async def _push_url_allowed(self, url: str) -> bool:
         host = urllib.parse.urlparse(url).hostname or ""

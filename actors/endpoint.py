@@ -1,8 +1,10 @@
 """`AgentEndpoint` over an agent's Ray actor replicas.
 
 Routing: a new message goes to the healthy replica with the fewest calls in flight
-from here; anything about an existing task goes to the replica named in its id
-(`r<replica>-<uuid>`), so any ingress replica reaches the owner without a lookup.
+from here, or, when it names a context (a conversation), to the replica that context
+hashes to, where its earlier turns are; anything about an existing task goes to the
+replica named in its id (`r<replica>-<uuid>`), so any ingress replica reaches the
+owner without a lookup.
 ListTasks asks every replica and merges by a2a-sdk's list order and cursor.
 
 Transport: A2A operations travel over each replica's direct channel
@@ -20,6 +22,7 @@ import heapq
 import itertools
 import logging
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -131,6 +134,13 @@ class LocalAgentEndpoint(AgentEndpoint):
         best = [i for i in candidates if self._in_flight[i] == low]
         return best[next(self._rr) % len(best)]
 
+    def _for_context(self, context_id: str) -> int:
+        """A conversation stays on one replica (its earlier turns live there), unless down."""
+        if not context_id or len(self._replicas) == 1:
+            return self._pick()
+        index = zlib.crc32(context_id.encode()) % len(self._replicas)
+        return index if self._down_until[index] <= time.monotonic() else self._pick()
+
     def _owner(self, task_id: str) -> int | None:
         index = replica_of_task(task_id)
         return index if index is not None and index < len(self._replicas) else None
@@ -166,7 +176,7 @@ class LocalAgentEndpoint(AgentEndpoint):
     ) -> a2a_pb2.Task | a2a_pb2.Message:
         if request.message.task_id:
             return await self._owner_op(request.message.task_id, Op.SEND, request, call)
-        first = self._pick()
+        first = self._for_context(request.message.context_id)
         try:
             return await self._call(first, Op.SEND, request, call)
         except AgentUnavailableError:
@@ -180,8 +190,9 @@ class LocalAgentEndpoint(AgentEndpoint):
         self, request: a2a_pb2.SendMessageRequest, call: CallInfo
     ) -> AsyncIterator[Event]:
         owner = self._owner(request.message.task_id) if request.message.task_id else None
-        index = owner if owner is not None else self._pick()
-        async for event in self._stream(index, Op.STREAM, request, call):
+        if owner is None:
+            owner = self._for_context(request.message.context_id)
+        async for event in self._stream(owner, Op.STREAM, request, call):
             yield event
 
     async def subscribe(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from a2a.helpers import new_text_message
@@ -15,9 +16,12 @@ from a2a.types import a2a_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
-from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext
+from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext, Turn
 
 logger = logging.getLogger(__name__)
+
+# (context_id, current task_id, request context) -> earlier turns of that context
+ConversationSource = Callable[[str, str, RequestContext], Awaitable[list[Turn]]]
 
 
 def _agent_message(text: str, ctx: RequestContext) -> a2a_pb2.Message:
@@ -55,8 +59,9 @@ class SkillExecutor(AgentExecutor):
     `CancelledError` at its next await) and calls `cancel`, which records CANCELED.
     """
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, conversation: ConversationSource | None = None) -> None:
         self.agent = agent
+        self._conversation = conversation
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.message is not None and context.task_id and context.context_id
@@ -97,6 +102,9 @@ class SkillExecutor(AgentExecutor):
                 a2a_pb2.TaskState.TASK_STATE_WORKING, message=_agent_message(note, context)
             )
 
+        turns: list[Turn] = []
+        if self._conversation is not None:
+            turns = await self._conversation(context.context_id, context.task_id, context)
         skill_ctx = SkillContext(
             message=context.message,
             task_id=context.task_id,
@@ -104,6 +112,8 @@ class SkillExecutor(AgentExecutor):
             skill_id=skill_id,
             history=list(task.history) if task is not None else [],
             metadata=metadata,
+            conversation=turns,
+            user=context.call_context.user.user_name,
             _progress=progress,
         )
         fn = self.agent.skill_function(skill_id)

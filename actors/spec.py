@@ -61,6 +61,9 @@ class AgentRuntimeOptions(BaseModel):
         description="hosts push webhooks may target even though private or loopback",
     )
     push_timeout_s: float = 10.0
+    conversation_tasks: int = Field(
+        default=50, ge=0, description="earlier tasks of a context a skill sees as conversation"
+    )
     a2a_tracing: bool = Field(
         default=False,
         description="a2a-sdk's OpenTelemetry spans (about 100 per request); off unless traced",

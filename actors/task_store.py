@@ -43,6 +43,15 @@ class BoundedTaskStore(InMemoryTaskStore):
                 (owner, old_id), _ = self._finished.popitem(last=False)
                 await super().delete(old_id, _owner_context(owner))
 
+    async def in_context(
+        self, context_id: str, context: ServerCallContext, limit: int
+    ) -> list[a2a_pb2.Task]:
+        """The caller's most recent tasks in a conversation, oldest first."""
+        page = await self.list(
+            a2a_pb2.ListTasksRequest(context_id=context_id, page_size=limit), context
+        )
+        return list(reversed(page.tasks))
+
     def count(self) -> int:
         """Tasks held now, all owners together."""
         return sum(len(v) for v in self._impl.tasks.values())

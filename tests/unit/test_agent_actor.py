@@ -517,3 +517,28 @@ async def test_store_evicts_across_owners_from_the_right_owner() -> None:
     assert await store.get("same-id", a) is None
     assert await store.get("same-id", b) is not None
     assert store.count() == 2
+
+
+class Recorder(Agent):
+    """Answers with the conversation it was shown."""
+
+    @skill
+    async def recall(self, ctx: SkillContext) -> str:
+        """Say which turns came before."""
+        return " | ".join(f"{t.role}:{t.text}" for t in ctx.conversation) or "(none)"
+
+
+async def test_a_skill_sees_the_earlier_turns_of_its_conversation() -> None:
+    actor = AgentActor(
+        AgentSpec(name="recorder", cls="tests.unit.test_agent_actor:Recorder"), 0, "http://x"
+    )
+
+    async def say(text: str, call: CallInfo = ALICE) -> str:
+        request = _request(text)
+        request.message.context_id = "ctx-conversation"
+        return (await _send(actor, request, call)).artifacts[0].parts[0].text
+
+    assert await say("hello") == "(none)"
+    assert await say("again") == "user:hello | agent:(none)"
+    # Another user's turns in the same context id are not theirs to see.
+    assert await say("me too", CallInfo(user="mallory")) == "(none)"
