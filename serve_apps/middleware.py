@@ -12,8 +12,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.exceptions import HTTPException
-
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -22,13 +20,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSONRPC_PATH = re.compile(r"^/a2a/[^/]+/?$")
 _JSON_TYPES = ("application/json", "application/a2a+json")
-
-
-class _TooLarge(HTTPException):
-    """Raised from `receive` mid-body; handlers that read the body see an HTTP 413."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(status_code=413, detail=detail)
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
@@ -84,7 +75,25 @@ class RequestGuard:
                 send, 413, error_payload(path, 413, -32600, _too_large(int(length), limit))
             )
             return
-        if path.startswith("/a2a/"):
+        if length is None:
+            # No declared length (a chunked body): read it here, up to the limit, so an
+            # oversize body gets the same 413 before any handler runs. A handler meeting
+            # the overflow itself would answer in its own way (a2a-sdk's REST routes
+            # turn any exception into a 500).
+            body = await _read_body(receive, limit)
+            if body is None:
+                return  # the client went away
+            if isinstance(body, int):
+                await send_json(
+                    send, 413, error_payload(path, 413, -32600, _too_large(body, limit))
+                )
+                return
+            receive = _replay(body, receive)
+            has_body = bool(body)
+        else:
+            has_body = length != "0"  # the HTTP server holds the body to this length
+        # A body-less POST (the official client's `tasks/{id}:subscribe`) has no type.
+        if path.startswith("/a2a/") and has_body:
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES:
                 shown = ctype or "none"
@@ -99,32 +108,34 @@ class RequestGuard:
                     ),
                 )
                 return
+        await self.app(scope, receive, send)
 
-        seen = 0
-        started = False
 
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge(_too_large(seen, limit))
-            return message
+async def _read_body(receive: Receive, limit: int) -> bytes | int | None:
+    """The whole body; or the bytes seen once over `limit`; or None if the client left."""
+    chunks: list[bytes] = []
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            return seen
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await send_json(
-                    send, 413, error_payload(path, 413, -32600, _too_large(seen, limit))
-                )
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the already-read body over once, then defers to the server."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def _too_large(size: int, limit: int) -> str:

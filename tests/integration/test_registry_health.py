@@ -1,0 +1,225 @@
+"""The runtime's own endpoints: /health, the agent registry, third-party agents by card URL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import uvicorn
+from a2a.helpers import new_text_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events.event_queue_v2 import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore
+from a2a.types import a2a_pb2
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_1_0
+from starlette.applications import Starlette
+
+from tests.integration.conftest import Runtime, async_wait_for, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+LOCAL = {"echo", "lab", "text"}
+
+
+class ForecastExecutor(AgentExecutor):
+    """A third party's agent: always sunny."""
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        await event_queue.enqueue_event(
+            new_text_message("sunny", context_id=context.context_id, role=a2a_pb2.Role.ROLE_AGENT)
+        )
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        raise NotImplementedError
+
+
+@pytest.fixture(scope="module")
+def third_party() -> Iterator[str]:
+    """A real a2a-sdk server on loopback, not part of the runtime; yields its card URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    card = a2a_pb2.AgentCard(
+        name="forecast",
+        description="Weather forecasts from somebody else's server",
+        version="2.1.0",
+        supported_interfaces=[
+            a2a_pb2.AgentInterface(
+                url=base, protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION_1_0
+            )
+        ],
+        capabilities=a2a_pb2.AgentCapabilities(streaming=False),
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        skills=[
+            a2a_pb2.AgentSkill(
+                id="weather",
+                name="weather forecast",
+                description="Tell tomorrow's weather for a city",
+                tags=["forecast", "rain"],
+            )
+        ],
+    )
+    handler = DefaultRequestHandler(ForecastExecutor(), InMemoryTaskStore(), card)
+    app = Starlette(
+        routes=[*create_agent_card_routes(card), *create_jsonrpc_routes(handler, rpc_url="/")]
+    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="third-party-agent", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10, what="third-party agent server started")
+    yield f"{base}{AGENT_CARD_WELL_KNOWN_PATH}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+async def forecast(
+    runtime: Runtime, http: httpx.AsyncClient, third_party: str
+) -> AsyncIterator[httpx.Response]:
+    """The third-party agent registered as `forecast-remote`; unregistered afterwards."""
+    r = await http.post(
+        f"{runtime.base_url}/v1/agents", json={"card_url": third_party, "name": "forecast-remote"}
+    )
+    yield r
+    await http.delete(f"{runtime.base_url}/v1/agents/forecast-remote")
+
+
+async def test_health_reports_ray_and_every_agent(runtime: Runtime, http: httpx.AsyncClient):
+    r = await http.get(f"{runtime.base_url}/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "healthy"
+    assert body["ray"] is True
+    assert body["agents"] == dict.fromkeys(sorted(LOCAL), "healthy")
+    assert isinstance(body["active_tasks"], int) and body["active_tasks"] >= 0
+    assert body["uptime_s"] > 0
+
+
+async def test_agents_list_shows_skills_and_replica_health(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    r = await http.get(f"{runtime.base_url}/v1/agents")
+    assert r.status_code == 200
+    rows = {a["name"]: a for a in r.json()["agents"]}
+    assert LOCAL <= set(rows)
+    text = rows["text"]
+    assert text["kind"] == "local"
+    assert text["health"] == "healthy"
+    assert {s["id"] for s in text["skills"]} == {"word_count", "uppercase", "stream", "greet"}
+    assert [(r["index"], r["healthy"]) for r in text["replicas"]] == [(0, True), (1, True)]
+    assert all(r["pid"] and r["last_ok"] for r in text["replicas"])
+    assert [s["id"] for s in rows["lab"]["skills"]] == ["block", "fail", "sleep"]
+    assert len(rows["lab"]["replicas"]) == 1 and len(rows["echo"]["replicas"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"skill": "greet"}, ["text"]),
+        ({"skill": "echo"}, ["echo"]),
+        ({"tag": "hang"}, ["lab"]),
+        ({"tag": "COUNT"}, ["text"]),  # tags match whatever their case
+        ({"skill": "no_such_skill"}, []),
+        ({"skill": "stream", "tag": "echo"}, []),  # filters combine
+    ],
+)
+async def test_agents_filter_by_skill_and_tag(
+    runtime: Runtime, http: httpx.AsyncClient, params: dict[str, str], expected: list[str]
+):
+    r = await http.get(f"{runtime.base_url}/v1/agents", params=params)
+    assert r.status_code == 200
+    assert [a["name"] for a in r.json()["agents"] if a["name"] in LOCAL] == expected
+
+
+async def test_agents_free_text_query_ranks_the_best_match_first(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    r = await http.get(f"{runtime.base_url}/v1/agents", params={"q": "sleep for a few seconds"})
+    assert r.json()["agents"][0]["name"] == "lab"
+    r = await http.get(f"{runtime.base_url}/v1/agents", params={"q": "upper case letters"})
+    assert r.json()["agents"][0]["name"] == "text"
+    r = await http.get(f"{runtime.base_url}/v1/agents", params={"q": "zzyzx quux"})
+    assert r.json()["agents"] == []
+
+
+async def test_agent_detail_includes_its_card(runtime: Runtime, http: httpx.AsyncClient):
+    r = await http.get(f"{runtime.base_url}/v1/agents/text")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["name"] == "text" and body["health"] == "healthy"
+    served = (await http.get(runtime.card_url("text"))).json()
+    assert body["card"]["name"] == "text"
+    assert body["card"]["supportedInterfaces"] == served["supportedInterfaces"]
+    assert [s["id"] for s in body["card"]["skills"]] == [s["id"] for s in served["skills"]]
+
+
+async def test_unknown_agent_detail_is_404_naming_the_known_ones(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    r = await http.get(f"{runtime.base_url}/v1/agents/nobody")
+    assert r.status_code == 404
+    error = r.json()["error"]
+    assert error["reason"] == "AGENT_NOT_FOUND"
+    assert "'nobody'" in error["message"] and "echo, lab, text" in error["message"]
+
+
+async def test_third_party_agent_registers_by_card_url_and_unregisters(
+    runtime: Runtime, http: httpx.AsyncClient, forecast: httpx.Response, third_party: str
+):
+    assert forecast.status_code == 201, forecast.text
+    row = forecast.json()
+    assert row["name"] == "forecast-remote" and row["kind"] == "remote"
+    assert row["card_url"] == third_party
+    assert row["endpoint"] == third_party.removesuffix(AGENT_CARD_WELL_KNOWN_PATH)
+    assert [s["id"] for s in row["skills"]] == ["weather"]
+
+    async def healthy() -> bool:
+        r = await http.get(f"{runtime.base_url}/v1/agents/forecast-remote")
+        return r.json()["health"] == "healthy"
+
+    await async_wait_for(healthy, 10, "the registry probes the third-party card")
+    detail = (await http.get(f"{runtime.base_url}/v1/agents/forecast-remote")).json()
+    assert detail["card"]["name"] == "forecast" and detail["card"]["version"] == "2.1.0"
+    found = (await http.get(f"{runtime.base_url}/v1/agents", params={"tag": "rain"})).json()
+    assert [a["name"] for a in found["agents"]] == ["forecast-remote"]
+    health = (await http.get(f"{runtime.base_url}/health")).json()
+    assert health["agents"]["forecast-remote"] == "healthy"
+
+    r = await http.delete(f"{runtime.base_url}/v1/agents/forecast-remote")
+    assert r.status_code == 204
+    assert (await http.get(f"{runtime.base_url}/v1/agents/forecast-remote")).status_code == 404
+    again = await http.delete(f"{runtime.base_url}/v1/agents/forecast-remote")
+    assert again.status_code == 404
+    listed = (await http.get(f"{runtime.base_url}/v1/agents")).json()["agents"]
+    assert {a["name"] for a in listed} == LOCAL
+
+
+async def test_registering_an_unreadable_card_url_is_refused(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    nowhere = f"http://127.0.0.1:{free_port()}/.well-known/agent-card.json"
+    r = await http.post(f"{runtime.base_url}/v1/agents", json={"card_url": nowhere})
+    assert r.status_code == 422
+    assert "could not read an A2A agent card" in r.json()["error"]["message"]
+    r = await http.post(f"{runtime.base_url}/v1/agents", json={"card_url": "ftp://x/card.json"})
+    assert r.status_code == 422
+    assert "absolute http(s) URL" in r.json()["error"]["message"]
+
+
+async def test_a_local_agent_cannot_be_replaced_or_unregistered(
+    runtime: Runtime, http: httpx.AsyncClient, third_party: str
+):
+    r = await http.post(
+        f"{runtime.base_url}/v1/agents", json={"card_url": third_party, "name": "text"}
+    )
+    assert r.status_code == 422
+    assert "already registered as local" in r.json()["error"]["message"]
+    r = await http.delete(f"{runtime.base_url}/v1/agents/text")
+    assert r.status_code == 422
+    assert "local agent" in r.json()["error"]["message"]
+    detail = (await http.get(f"{runtime.base_url}/v1/agents/text")).json()
+    assert detail["kind"] == "local" and detail["card"]["name"] == "text"
