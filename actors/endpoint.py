@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DOWN_FOR_S = 2.0  # after a failure, prefer other replicas for this long
-_CONNECT_TIMEOUT_S = 5.0
+_CONNECT_TIMEOUT_S = 2.0
 _TRANSPORT_ERRORS = (
     ChannelClosedError,
     ConnectionError,
@@ -94,7 +94,11 @@ class LocalAgentEndpoint(AgentEndpoint):
             channel = self._channels[index]
             if channel is None or channel.closed:
                 try:
-                    host, port, token = await self._replicas[index].open_channel.remote()
+                    # A restarting actor would hold this call until it is back; give up
+                    # early so the caller can go to another replica.
+                    host, port, token = await asyncio.wait_for(
+                        self._replicas[index].open_channel.remote(), _CONNECT_TIMEOUT_S
+                    )
                 except RayTaskError as e:
                     raise _cause(e) from None
                 channel = await ChannelClient.connect(host, port, token, _CONNECT_TIMEOUT_S)
