@@ -73,3 +73,14 @@ async def test_stream_delivers_chunks_in_order(
     assert [c.append for c in chunks] == [False, True, True, True]
     assert chunks[-1].last_chunk
     assert states[-1] == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+
+
+async def test_openapi_docs_describe_runtime_and_agent_routes(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    assert (await http.get(f"{runtime.base_url}/docs")).status_code == 200
+    spec = (await http.get(f"{runtime.base_url}/openapi.json")).json()
+    paths = set(spec["paths"])
+    assert {"/health", "/v1/agents", "/v1/agents/{name}"} <= paths
+    assert {"/a2a/text", "/a2a/text/message:send", "/a2a/text/tasks/{id}"} <= paths
+    assert "/a2a/text/.well-known/agent-card.json" in paths
