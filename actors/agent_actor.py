@@ -27,7 +27,7 @@ from a2a.utils.push_url_validator import validate_push_notification_url
 from pydantic import BaseModel
 
 from actorchestra.actors.agent import Turn
-from actorchestra.actors.executor import SkillExecutor
+from actorchestra.actors.executor import STREAMING_STATE, SkillExecutor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from actorchestra.actors.task_store import BoundedTaskStore
 from actorchestra.protocol.cards import build_agent_card
@@ -64,7 +64,8 @@ class AgentActor:
         self.options = options or AgentRuntimeOptions()
         agent_cls = spec.load_class()
         self.agent = agent_cls(**spec.options)
-        self.info = agent_cls.agent_info(name=spec.name, description=spec.description)
+        self.agent.attach(spec.name, self.options)
+        self.info = self.agent.card_info(name=spec.name, description=spec.description)
         self.card = build_agent_card(self.info, base_url)
         self._http = httpx.AsyncClient(timeout=self.options.push_timeout_s)
         self._task_store = BoundedTaskStore(self.options.max_tasks)
@@ -93,7 +94,8 @@ class AgentActor:
     ) -> list[Turn]:
         """Earlier turns of this caller's conversation, from this replica's tasks.
 
-        The endpoint routes a context to one replica, so its tasks are all here.
+        The endpoint routes a context to one replica, so its tasks are all here; the
+        store indexes tasks by context, so a new conversation costs one lookup.
         """
         tasks = await self._task_store.in_context(
             context_id, request.call_context, self.options.conversation_tasks
@@ -107,7 +109,8 @@ class AgentActor:
                 if text:
                     role = "agent" if message.role == a2a_pb2.Role.ROLE_AGENT else "user"
                     turns.append(Turn(role, text, task.id))
-            answer = "\n".join(get_artifact_text(a) for a in task.artifacts).strip()
+            # A streamed answer is one text in many parts: join them as they were cut.
+            answer = "\n".join(get_artifact_text(a, "") for a in task.artifacts).strip()
             if answer:
                 turns.append(Turn("agent", answer, task.id))
         return turns
@@ -141,10 +144,10 @@ class AgentActor:
     async def send_message_stream(self, request: Packed, call: CallInfo) -> AsyncIterator[Packed]:
         await self._ensure_setup()
         self._in_flight += 1
+        context = call.to_server_context()
+        context.state[STREAMING_STATE] = True  # skills may stream finer than for a send
         try:
-            async for event in self.handler.on_message_send_stream(
-                unpack(request), call.to_server_context()
-            ):
+            async for event in self.handler.on_message_send_stream(unpack(request), context):
                 yield pack(event)
         finally:
             self._in_flight -= 1

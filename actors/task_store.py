@@ -30,27 +30,45 @@ class BoundedTaskStore(InMemoryTaskStore):
         super().__init__()
         self._max_finished = max_finished
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # (owner, context id) -> its task ids in creation order, and the way back, so a
+        # conversation's tasks are found without scanning every task of the owner.
+        self._by_context: dict[tuple[str, str], list[str]] = {}
+        self._context_of: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
 
     async def save(self, task: a2a_pb2.Task, context: ServerCallContext) -> None:
         await super().save(task, context)
-        key = (context.user.user_name, task.id)
+        owner = context.user.user_name
+        key = (owner, task.id)
         async with self._lock:
+            if key not in self._context_of:
+                self._context_of[key] = task.context_id
+                self._by_context.setdefault((owner, task.context_id), []).append(task.id)
             if task.status.state in _FINISHED:
                 self._finished[key] = None
                 self._finished.move_to_end(key)
             while len(self._finished) > self._max_finished:
-                (owner, old_id), _ = self._finished.popitem(last=False)
-                await super().delete(old_id, _owner_context(owner))
+                (old_owner, old_id), _ = self._finished.popitem(last=False)
+                await super().delete(old_id, _owner_context(old_owner))
+                self._forget(old_owner, old_id)
+
+    def _forget(self, owner: str, task_id: str) -> None:
+        context_id = self._context_of.pop((owner, task_id), None)
+        if context_id is None:
+            return
+        ids = self._by_context.get((owner, context_id), [])
+        if task_id in ids:
+            ids.remove(task_id)
+        if not ids:
+            self._by_context.pop((owner, context_id), None)
 
     async def in_context(
         self, context_id: str, context: ServerCallContext, limit: int
     ) -> list[a2a_pb2.Task]:
-        """The caller's most recent tasks in a conversation, oldest first."""
-        page = await self.list(
-            a2a_pb2.ListTasksRequest(context_id=context_id, page_size=limit), context
-        )
-        return list(reversed(page.tasks))
+        """The caller's most recent `limit` tasks in a conversation, oldest first."""
+        ids = self._by_context.get((context.user.user_name, context_id), [])[-limit:]
+        tasks = [await self.get(task_id, context) for task_id in ids] if limit else []
+        return [t for t in tasks if t is not None]
 
     def count(self) -> int:
         """Tasks held now, all owners together."""
