@@ -542,3 +542,16 @@ async def test_a_skill_sees_the_earlier_turns_of_its_conversation() -> None:
     assert await say("again") == "user:hello | agent:(none)"
     # Another user's turns in the same context id are not theirs to see.
     assert await say("me too", CallInfo(user="mallory")) == "(none)"
+
+
+async def test_store_finds_a_conversation_and_forgets_evicted_turns() -> None:
+    store = BoundedTaskStore(max_finished=2)
+    alice, bob = _ctx("alice"), _ctx("bob")
+    for name in ("t1", "t2", "t3"):
+        await store.save(_stored(name, State.TASK_STATE_COMPLETED), alice)
+    await store.save(_stored("b1", State.TASK_STATE_WORKING), bob)
+    # t1 was evicted (bound 2); the conversation index forgot it too; bob's is his own.
+    assert [t.id for t in await store.in_context("c", alice, limit=10)] == ["t2", "t3"]
+    assert [t.id for t in await store.in_context("c", alice, limit=1)] == ["t3"]
+    assert [t.id for t in await store.in_context("c", bob, limit=10)] == ["b1"]
+    assert await store.in_context("other", alice, limit=10) == []
