@@ -2,8 +2,10 @@
 
 A skill takes a `SkillContext` and returns its answer: `str` (a text artifact),
 `dict`/`list` (a data artifact), or `NeedsInput(...)` to ask the caller for more.
-An async-generator skill streams: each yielded string is one artifact chunk.
-The agent card is derived from the class: its name, description, version and skills.
+An async-generator skill streams: each yielded string (or `Chunk`) is one artifact chunk.
+The agent card is derived from the class: its name, description, version and skills;
+an agent whose skills come from its options (the LLM agent) overrides the instance
+hooks `card_info`, `skills` and `skill_function` instead (`choose_skill` reads `skills`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from a2a.types import a2a_pb2
 
 from actorchestra.protocol.cards import AgentInfo, SkillInfo
+
+if TYPE_CHECKING:
+    from actorchestra.actors.spec import AgentRuntimeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,6 +78,20 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """A streamed piece that says whether it is the last one, so it goes out at once.
+
+    A streaming skill that yields plain strings has each one held back until the next
+    arrives (only then is it known not to be the last); a skill that knows where its
+    stream ends (the LLM agent, on the model's final delta) yields `Chunk`s instead, so
+    the first piece reaches the caller without waiting for the second.
+    """
+
+    text: str
+    last: bool = False
+
+
+@dataclass(frozen=True)
 class Turn:
     """One earlier turn of a conversation (a context): who spoke, and what."""
 
@@ -100,6 +119,10 @@ class SkillContext:
     metadata: dict[str, Any] = field(default_factory=dict)
     conversation: list[Turn] = field(default_factory=list)
     user: str = ""
+    streaming: bool = False  # the caller reads a stream (SendStreamingMessage)
+    # Set by the skill, published with its answer: on the (last) artifact and the final
+    # status, hence in the task's metadata (the LLM agent puts usage and cost here).
+    result_metadata: dict[str, Any] = field(default_factory=dict)
     _progress: Callable[[str], Awaitable[None]] | None = None
 
     @property
@@ -141,9 +164,25 @@ class Agent:
 
     def __init__(self, **options: Any) -> None:
         self.options = options
+        self.agent_name: str = type(self).name or type(self).__name__.lower()
+        self.runtime: AgentRuntimeOptions | None = None
+
+    def attach(self, name: str, runtime: AgentRuntimeOptions) -> None:
+        """Called by the actor right after construction, before `setup`.
+
+        `name` is the name the agent is served under (per-agent settings such as a model
+        override are keyed by it); `runtime` holds what all agents share (LLM and tool
+        configuration among it).
+        """
+        self.agent_name = name
+        self.runtime = runtime
 
     async def setup(self) -> None:
         """Called once in the actor before the first request; open clients here."""
+
+    def card_info(self, name: str | None = None, description: str | None = None) -> AgentInfo:
+        """What this instance's card says; by default what the class declares."""
+        return type(self).agent_info(name=name, description=description)
 
     @classmethod
     def skills(cls) -> dict[str, SkillInfo]:

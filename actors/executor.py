@@ -16,12 +16,15 @@ from a2a.types import a2a_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
-from actorchestra.actors.agent import Agent, NeedsInput, Rejected, SkillContext, Turn
+from actorchestra.actors.agent import Agent, Chunk, NeedsInput, Rejected, SkillContext, Turn
 
 logger = logging.getLogger(__name__)
 
 # (context_id, current task_id, request context) -> earlier turns of that context
 ConversationSource = Callable[[str, str, RequestContext], Awaitable[list[Turn]]]
+
+# Key in the server call context's state: set (by the actor) when the caller streams.
+STREAMING_STATE = "actorchestra.streaming"
 
 
 def _agent_message(text: str, ctx: RequestContext) -> a2a_pb2.Message:
@@ -114,13 +117,14 @@ class SkillExecutor(AgentExecutor):
             metadata=metadata,
             conversation=turns,
             user=context.call_context.user.user_name,
+            streaming=bool(context.call_context.state.get(STREAMING_STATE)),
             _progress=progress,
         )
         fn = self.agent.skill_function(skill_id)
         try:
             if inspect.isasyncgenfunction(fn):
-                await self._stream(fn(skill_ctx), updater, skill_id)
-                await updater.complete()
+                await self._stream(fn(skill_ctx), updater, skill_id, skill_ctx.result_metadata)
+                await self._complete(updater, skill_ctx.result_metadata)
                 return
             result = await fn(skill_ctx)
             part = _result_part(result)
@@ -128,30 +132,52 @@ class SkillExecutor(AgentExecutor):
             logger.warning("skill %s of %s failed: %r", skill_id, type(self.agent).__name__, e)
             await updater.failed(_agent_message(f"skill {skill_id!r} failed: {e}", context))
             return
-        await self._finish(result, part, updater, context, skill_id)
+        await self._finish(result, part, updater, context, skill_id, skill_ctx.result_metadata)
 
-    async def _stream(self, chunks: Any, updater: TaskUpdater, skill_id: str) -> None:
-        """Publish each chunk as an artifact append; the last one carries last_chunk."""
+    async def _stream(
+        self, chunks: Any, updater: TaskUpdater, skill_id: str, metadata: dict[str, Any]
+    ) -> None:
+        """Publish each chunk as an artifact append; the last one carries last_chunk.
+
+        A plain string is held until the next one arrives (only then is it known not to
+        be the last); a `Chunk` goes out at once with its own `last`. `metadata` is read
+        when the last chunk goes out, so the skill can fill it as it finishes.
+        """
         artifact_id = str(uuid.uuid4())
-        held: str | None = None
         first = True
+
+        async def publish(text: str, last: bool) -> None:
+            nonlocal first
+            await updater.add_artifact(
+                [a2a_pb2.Part(text=text)],
+                artifact_id,
+                name=skill_id,
+                metadata=(metadata or None) if last else None,
+                append=not first,
+                last_chunk=last,
+            )
+            first = False
+
+        held: str | None = None
+        done = False
         async for chunk in chunks:
+            if done:
+                raise RuntimeError("yielded more after its last chunk")
             if held is not None:
-                await updater.add_artifact(
-                    [a2a_pb2.Part(text=held)],
-                    artifact_id,
-                    name=skill_id,
-                    append=not first,
-                    last_chunk=False,
-                )
-                first = False
-            held = str(chunk)
-        await updater.add_artifact(
-            [a2a_pb2.Part(text=held or "")],
-            artifact_id,
-            name=skill_id,
-            append=not first,
-            last_chunk=True,
+                await publish(held, False)
+                held = None
+            if isinstance(chunk, Chunk):
+                await publish(chunk.text, chunk.last)
+                done = chunk.last
+            else:
+                held = str(chunk)
+        if not done:
+            await publish(held or "", True)
+
+    async def _complete(self, updater: TaskUpdater, metadata: dict[str, Any]) -> None:
+        """COMPLETED, with the skill's result metadata (it merges into the task's)."""
+        await updater.update_status(
+            a2a_pb2.TaskState.TASK_STATE_COMPLETED, metadata=metadata or None
         )
 
     async def _finish(
@@ -161,6 +187,7 @@ class SkillExecutor(AgentExecutor):
         updater: TaskUpdater,
         context: RequestContext,
         skill_id: str,
+        metadata: dict[str, Any],
     ) -> None:
         if isinstance(result, NeedsInput):
             await updater.requires_input(_agent_message(result.question, context))
@@ -168,8 +195,10 @@ class SkillExecutor(AgentExecutor):
             await updater.reject(_agent_message(result.reason, context))
         else:
             if part is not None:
-                await updater.add_artifact([part], name=skill_id, last_chunk=True)
-            await updater.complete()
+                await updater.add_artifact(
+                    [part], name=skill_id, metadata=metadata or None, last_chunk=True
+                )
+            await self._complete(updater, metadata)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.task_id and context.context_id

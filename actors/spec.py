@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from actorchestra.actors.agent import Agent
+from actorchestra.actors.llm.config import LLMConfig
+from actorchestra.actors.tools.config import ToolsConfig
 from actorchestra.protocol.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -63,6 +65,13 @@ class AgentRuntimeOptions(BaseModel):
     push_timeout_s: float = 10.0
     conversation_tasks: int = Field(
         default=50, ge=0, description="earlier tasks of a context a skill sees as conversation"
+    )
+    llm: LLMConfig = Field(
+        default_factory=LLMConfig,
+        description="the model server LLM agents call (settings fill it from ACTORCHESTRA_LLM_*)",
+    )
+    tools: ToolsConfig = Field(
+        default_factory=ToolsConfig, description="limits of the built-in tools LLM agents call"
     )
     a2a_tracing: bool = Field(
         default=False,

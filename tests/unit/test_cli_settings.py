@@ -78,6 +78,7 @@ def test_runtime_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTORCHESTRA_MAX_TASKS_PER_REPLICA", "50")
     monkeypatch.setenv("ACTORCHESTRA_ALLOWED_HOSTS", "localhost")
     options = Settings().runtime_options()
+    llm, tools = options["agent"].pop("llm"), options["agent"].pop("tools")  # test_llm_settings
     assert options == {
         "namespace": "lab",
         "public_url": "http://127.0.0.1:8123",
@@ -86,6 +87,8 @@ def test_runtime_options(monkeypatch: pytest.MonkeyPatch) -> None:
         "probe_timeout_s": 0.25,
         "agent": {"max_tasks": 50, "push_allowed_hosts": ["localhost"]},
     }
+    assert tools["allowed_hosts"] == ["localhost"] and "base_url" not in llm
+    options["agent"].update(llm=llm, tools=tools)
     # What the settings imply is a valid runtime section of the app config.
     config = AppConfig.model_validate(
         {
@@ -145,7 +148,7 @@ def test_the_file_beats_defaults() -> None:
     assert runtime["public_url"] == "https://file.example.com"
     assert runtime["max_body_bytes"] == 2048
     assert runtime["card_cache_control"] == "no-store"
-    assert runtime["agent"] == {"max_tasks": 77, "push_allowed_hosts": []}
+    assert runtime["agent"]["max_tasks"] == 77 and runtime["agent"]["push_allowed_hosts"] == []
     assert runtime["probe_timeout_s"] == Settings().probe_timeout_s
 
 
@@ -184,7 +187,7 @@ def test_explicit_env_beats_the_files_agent_section(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("ACTORCHESTRA_ALLOWED_HOSTS", "hooks.internal")
     app = _app({"agent": {"max_tasks": 500, "push_allowed_hosts": ["file.internal"]}})
     agent = cli.merged_args(app, Settings())["runtime"]["agent"]
-    assert agent == {"max_tasks": 50, "push_allowed_hosts": ["hooks.internal"]}
+    assert (agent["max_tasks"], agent["push_allowed_hosts"]) == (50, ["hooks.internal"])
 
 
 # -- cli.load_config ----------------------------------------------------------------------
@@ -228,10 +231,19 @@ def test_packaged_default_config_is_valid() -> None:
     (app,) = config["applications"]
     assert app["import_path"] == cli.BUILDER
     typed = AppConfig.model_validate(cli.merged_args(app, Settings()))
-    assert [a.name for a in typed.agents] == ["echo", "text"]
-    assert {a.name: a.replicas for a in typed.agents} == {"echo": 1, "text": 2}
+    assert [a.name for a in typed.agents] == [
+        "echo",
+        "text",
+        "researcher",
+        "writer",
+        "coder",
+        "reviewer",
+    ]
+    assert {a.name: a.replicas for a in typed.agents}["text"] == 2
     for spec in typed.agents:
-        spec.load_class().agent_info(name=spec.name)  # every class imports and has skills
+        # every class imports, takes its options and has skills on its card
+        info = spec.load_class()(**spec.options).card_info(name=spec.name)
+        assert info.skills
     assert typed.runtime.public_url == f"http://{config['http_options']['host']}:" + str(
         config["http_options"]["port"]
     )
