@@ -9,25 +9,31 @@
 Failures arrive as `LLMError` subclasses (see `errors`), never as `openai` exceptions.
 """
 
-from actorchestra.actors.llm.client import LLMClient
-from actorchestra.actors.llm.config import LLMConfig, ModelPrice
-from actorchestra.actors.llm.errors import (
-    LLMAuthError,
-    LLMBadRequestError,
-    LLMError,
-    LLMModelNotFoundError,
-    LLMResponseError,
-    LLMTimeoutError,
-    LLMUnavailableError,
-)
-from actorchestra.actors.llm.results import (
-    ConnectionReport,
-    LLMDelta,
-    LLMEmbeddings,
-    LLMResult,
-    LLMUsage,
-    ToolCall,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Resolved on first use (PEP 562): every agent actor imports this package for its
+# config types and should not pay for client libraries it does not use.
+_EXPORTS = {
+    "ConnectionReport": "actorchestra.actors.llm.results",
+    "LLMAuthError": "actorchestra.actors.llm.errors",
+    "LLMBadRequestError": "actorchestra.actors.llm.errors",
+    "LLMClient": "actorchestra.actors.llm.client",
+    "LLMConfig": "actorchestra.actors.llm.config",
+    "LLMDelta": "actorchestra.actors.llm.results",
+    "LLMEmbeddings": "actorchestra.actors.llm.results",
+    "LLMError": "actorchestra.actors.llm.errors",
+    "LLMModelNotFoundError": "actorchestra.actors.llm.errors",
+    "LLMResponseError": "actorchestra.actors.llm.errors",
+    "LLMResult": "actorchestra.actors.llm.results",
+    "LLMTimeoutError": "actorchestra.actors.llm.errors",
+    "LLMUnavailableError": "actorchestra.actors.llm.errors",
+    "LLMUsage": "actorchestra.actors.llm.results",
+    "ModelPrice": "actorchestra.actors.llm.config",
+    "ToolCall": "actorchestra.actors.llm.results",
+}
 
 __all__ = [
     "ConnectionReport",
@@ -47,3 +53,10 @@ __all__ = [
     "ModelPrice",
     "ToolCall",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -7,14 +7,32 @@ limits), `python` (a limited, network-less child process). `agent_tool` wraps an
 "send text, get text" call to another agent as a tool.
 """
 
-from actorchestra.actors.tools.agent_tool import agent_tool
-from actorchestra.actors.tools.builtin_calc import calculator_tool
-from actorchestra.actors.tools.builtin_http import HttpGet, HttpGetResult, http_get_tool
-from actorchestra.actors.tools.builtin_python import PythonRunResult, PythonSandbox, python_tool
-from actorchestra.actors.tools.catalog import builtin_tools
-from actorchestra.actors.tools.config import ToolsConfig
-from actorchestra.actors.tools.errors import ToolConfigError, ToolError, ToolNotFoundError
-from actorchestra.actors.tools.registry import Tool, ToolCallRecord, ToolRegistry, tool
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Resolved on first use (PEP 562): every agent actor imports this package for its
+# config types and should not pay for client libraries it does not use.
+_EXPORTS = {
+    "HttpGet": "actorchestra.actors.tools.builtin_http",
+    "HttpGetResult": "actorchestra.actors.tools.builtin_http",
+    "PythonRunResult": "actorchestra.actors.tools.builtin_python",
+    "PythonSandbox": "actorchestra.actors.tools.builtin_python",
+    "Tool": "actorchestra.actors.tools.registry",
+    "ToolCallRecord": "actorchestra.actors.tools.registry",
+    "ToolConfigError": "actorchestra.actors.tools.errors",
+    "ToolError": "actorchestra.actors.tools.errors",
+    "ToolNotFoundError": "actorchestra.actors.tools.errors",
+    "ToolRegistry": "actorchestra.actors.tools.registry",
+    "ToolsConfig": "actorchestra.actors.tools.config",
+    "agent_tool": "actorchestra.actors.tools.agent_tool",
+    "builtin_tools": "actorchestra.actors.tools.catalog",
+    "calculator_tool": "actorchestra.actors.tools.builtin_calc",
+    "http_get_tool": "actorchestra.actors.tools.builtin_http",
+    "python_tool": "actorchestra.actors.tools.builtin_python",
+    "tool": "actorchestra.actors.tools.registry",
+}
 
 __all__ = [
     "HttpGet",
@@ -35,3 +53,10 @@ __all__ = [
     "python_tool",
     "tool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
