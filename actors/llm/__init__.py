@@ -59,4 +59,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    # Cache it: importing a submodule binds its name here, and `agent_tool` (say) is
+    # both a submodule and the function it exports.
+    globals()[name] = value
+    return value
