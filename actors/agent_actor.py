@@ -71,7 +71,7 @@ class AgentActor:
         self._task_store = BoundedTaskStore(self.options.max_tasks)
         push_store = InMemoryPushNotificationConfigStore()
         self.handler = DefaultRequestHandler(
-            agent_executor=SkillExecutor(self.agent, self._conversation),
+            agent_executor=SkillExecutor(self.agent, self._conversation, spec.concurrency),
             task_store=self._task_store,
             agent_card=self.card,
             push_config_store=push_store,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import inspect
 import logging
 import uuid
@@ -33,6 +35,23 @@ def _agent_message(text: str, ctx: RequestContext) -> a2a_pb2.Message:
     )
 
 
+BATCH_KEY = "actorchestra.batch"  # message/request metadata: [{"id", "input", "timeout_s"}]
+
+
+async def _run_to_part(fn: Any, ctx: SkillContext) -> a2a_pb2.Part | None:
+    """A skill's answer as one artifact part (a streaming skill's chunks joined)."""
+    if inspect.isasyncgenfunction(fn):
+        pieces = [c.text if isinstance(c, Chunk) else str(c) async for c in fn(ctx)]
+        return a2a_pb2.Part(text="".join(pieces))
+    result = await fn(ctx)
+    if isinstance(result, NeedsInput | Rejected):
+        raise RuntimeError(
+            f"a batch item cannot ask for input or be rejected: "
+            f"{getattr(result, 'question', None) or getattr(result, 'reason', '')}"
+        )
+    return _result_part(result)
+
+
 _RESUMABLE = {
     a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED,
     a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED,
@@ -62,9 +81,16 @@ class SkillExecutor(AgentExecutor):
     `CancelledError` at its next await) and calls `cancel`, which records CANCELED.
     """
 
-    def __init__(self, agent: Agent, conversation: ConversationSource | None = None) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        conversation: ConversationSource | None = None,
+        concurrency: int | None = None,
+    ) -> None:
         self.agent = agent
         self._conversation = conversation
+        # Skills running at once in this replica (batch items included); None: no limit.
+        self._slots = asyncio.Semaphore(concurrency) if concurrency else None
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.message is not None and context.task_id and context.context_id
@@ -121,7 +147,14 @@ class SkillExecutor(AgentExecutor):
             _progress=progress,
         )
         fn = self.agent.skill_function(skill_id)
+        batch = metadata.get(BATCH_KEY)
+        if isinstance(batch, list):
+            await self._run_batch(batch, fn, skill_ctx, updater)
+            await updater.complete()
+            return
         try:
+            if self._slots is not None:
+                await self._slots.acquire()
             if inspect.isasyncgenfunction(fn):
                 await self._stream(fn(skill_ctx), updater, skill_id, skill_ctx.result_metadata)
                 await self._complete(updater, skill_ctx.result_metadata)
@@ -132,7 +165,60 @@ class SkillExecutor(AgentExecutor):
             logger.warning("skill %s of %s failed: %r", skill_id, type(self.agent).__name__, e)
             await updater.failed(_agent_message(f"skill {skill_id!r} failed: {e}", context))
             return
+        finally:
+            if self._slots is not None:
+                self._slots.release()
         await self._finish(result, part, updater, context, skill_id, skill_ctx.result_metadata)
+
+    async def _run_batch(
+        self, items: list[Any], fn: Any, template: SkillContext, updater: TaskUpdater
+    ) -> None:
+        """Run one skill over many inputs: one artifact per item, as each finishes.
+
+        A batch is many subtasks in one A2A message: the a2a-sdk task lifecycle costs
+        about 2 ms of CPU per message here, so a planner dispatching thousands of
+        subtasks a second sends them in batches. Items share the replica's concurrency
+        limit; an item's failure or timeout is reported in its own artifact and does
+        not fail the others.
+        """
+
+        async def one(item: dict[str, Any]) -> None:
+            item_id = str(item.get("id", ""))
+            timeout = item.get("timeout_s")
+            message = a2a_pb2.Message()
+            message.CopyFrom(template.message)
+            del message.parts[:]
+            message.parts.append(a2a_pb2.Part(text=str(item.get("input", ""))))
+            ctx = dataclasses.replace(
+                template,
+                message=message,
+                metadata={**template.metadata, "item": item_id},
+                result_metadata={},
+            )
+            meta: dict[str, Any] = {"item": item_id, "ok": True}
+            part: a2a_pb2.Part | None
+            try:
+                if self._slots is not None:
+                    await self._slots.acquire()
+                try:
+                    part = await asyncio.wait_for(_run_to_part(fn, ctx), timeout)
+                finally:
+                    if self._slots is not None:
+                        self._slots.release()
+                meta.update(ctx.result_metadata)
+            except TimeoutError:
+                part, meta = None, {**meta, "ok": False, "error": f"timed out after {timeout}s"}
+            except Exception as e:  # the item's failure, reported in its artifact
+                part, meta = None, {**meta, "ok": False, "error": f"{type(e).__name__}: {e}"}
+            await updater.add_artifact(
+                [part] if part is not None else [a2a_pb2.Part(text=meta.get("error", ""))],
+                artifact_id=f"item-{item_id}",
+                name=template.skill_id,
+                metadata=meta,
+                last_chunk=True,
+            )
+
+        await asyncio.gather(*(one(item) for item in items if isinstance(item, dict)))
 
     async def _stream(
         self, chunks: Any, updater: TaskUpdater, skill_id: str, metadata: dict[str, Any]

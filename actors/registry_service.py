@@ -85,13 +85,26 @@ class RegistryService(Registry):
                 MessageToDict(card),
                 card.supported_interfaces[0].url,
                 count,
+                concurrency=described["spec"].get("concurrency"),
             )
 
     async def register_local(
-        self, name: str, info: dict[str, Any], card: dict[str, Any], endpoint: str, replicas: int
+        self,
+        name: str,
+        info: dict[str, Any],
+        card: dict[str, Any],
+        endpoint: str,
+        replicas: int,
+        concurrency: int | None = None,
     ) -> dict[str, Any]:
         entry = await self.register(
-            name, AgentKind.LOCAL, AgentInfo(**info), card, endpoint, replicas
+            name,
+            AgentKind.LOCAL,
+            AgentInfo(**info),
+            card,
+            endpoint,
+            replicas,
+            concurrency=concurrency,
         )
         return entry.summary()
 

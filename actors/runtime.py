@@ -43,9 +43,17 @@ class RegistryHandle:
         self._h = handle
 
     async def register_local(
-        self, name: str, info: dict[str, Any], card: dict[str, Any], endpoint: str, replicas: int
+        self,
+        name: str,
+        info: dict[str, Any],
+        card: dict[str, Any],
+        endpoint: str,
+        replicas: int,
+        concurrency: int | None = None,
     ) -> dict[str, Any]:
-        return await self._h.register_local.remote(name, info, card, endpoint, replicas)
+        return await self._h.register_local.remote(
+            name, info, card, endpoint, replicas, concurrency
+        )
 
     async def register_remote(self, card_url: str, name: str | None = None) -> dict[str, Any]:
         return await self._h.register_remote.remote(card_url, name)
@@ -120,6 +128,7 @@ async def register_agent(registry: RegistryHandle, spec: AgentSpec, handles: lis
         MessageToDict(card),
         card.supported_interfaces[0].url,
         spec.replicas,
+        spec.concurrency,
     )
 
 

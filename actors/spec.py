@@ -24,6 +24,11 @@ class AgentSpec(BaseModel):
     replicas: int = Field(default=1, ge=1, le=64)
     description: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="skills one replica runs at once (batch items included); unset: no limit",
+    )
     max_concurrency: int = Field(
         default=1000, ge=1, description="requests one replica runs at once"
     )

@@ -43,6 +43,9 @@ class AgentEntry(BaseModel):
     card: dict[str, Any] = Field(description="the A2A agent card as JSON")
     endpoint: str = Field(description="A2A base URL (local: path under the ingress)")
     card_url: str | None = None
+    concurrency: int | None = Field(
+        default=None, description="skills one replica runs at once; None: no limit"
+    )
     replicas: list[ReplicaState] = Field(default_factory=list)
     registered_at: float = Field(default_factory=time.time)
 
@@ -70,6 +73,7 @@ class AgentEntry(BaseModel):
             "card_url": self.card_url,
             "health": self.health.value,
             "in_flight": self.in_flight,
+            "concurrency": self.concurrency,
             "replicas": [r.model_dump() for r in self.replicas],
             "skills": [s.model_dump() for s in self.info.skills],
         }

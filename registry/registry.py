@@ -64,6 +64,7 @@ class Registry:
         endpoint: str,
         replicas: int = 1,
         card_url: str | None = None,
+        concurrency: int | None = None,
     ) -> AgentEntry:
         """Add or replace an agent; replica health starts unknown until the first probe."""
         async with self._lock:
@@ -80,6 +81,7 @@ class Registry:
                 card=card,
                 endpoint=endpoint,
                 card_url=card_url,
+                concurrency=concurrency,
                 replicas=[old.get(i, ReplicaState(index=i)) for i in range(replicas)],
             )
             self._agents[name] = entry

@@ -555,3 +555,42 @@ async def test_store_finds_a_conversation_and_forgets_evicted_turns() -> None:
     assert [t.id for t in await store.in_context("c", alice, limit=1)] == ["t3"]
     assert [t.id for t in await store.in_context("c", bob, limit=10)] == ["b1"]
     assert await store.in_context("other", alice, limit=10) == []
+
+
+class Sleeper(Agent):
+    """Sleeps for the seconds in its input; records how many run at once."""
+
+    running = 0
+    peak = 0
+
+    @skill
+    async def nap(self, ctx: SkillContext) -> str:
+        """Sleep a while."""
+        seconds = float(ctx.text)
+        if seconds < 0:
+            raise ValueError("negative nap")
+        type(self).running += 1
+        type(self).peak = max(type(self).peak, type(self).running)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            type(self).running -= 1
+        return f"napped {seconds}"
+
+
+async def test_a_batch_message_runs_items_within_the_concurrency_limit() -> None:
+    Sleeper.running = Sleeper.peak = 0
+    actor = AgentActor(
+        AgentSpec(name="sleeper", cls=f"{__name__}:Sleeper", concurrency=2), 0, "http://x"
+    )
+    items = [{"id": f"s{i}", "input": "0.05"} for i in range(5)]
+    items += [{"id": "bad", "input": "-1"}, {"id": "slow", "input": "1", "timeout_s": 0.1}]
+    task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
+    assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+    by_item = {MessageToDict(a.metadata)["item"]: a for a in task.artifacts}
+    assert set(by_item) == {"s0", "s1", "s2", "s3", "s4", "bad", "slow"}
+    assert by_item["s3"].parts[0].text == "napped 0.05"
+    assert MessageToDict(by_item["s3"].metadata)["ok"] is True
+    assert "negative nap" in MessageToDict(by_item["bad"].metadata)["error"]
+    assert "timed out" in MessageToDict(by_item["slow"].metadata)["error"]
+    assert Sleeper.peak == 2  # the replica's concurrency limit held across the batch
