@@ -1,0 +1,173 @@
+"""Sending subtasks to agents as A2A messages, and reading their outcomes back.
+
+One subtask travels as an ordinary A2A streaming message (its progress and token
+chunks become planner events). Several subtasks for the same agent travel as one
+batch message (`actorchestra.batch` metadata, see `actors.executor`): the agent
+answers with one artifact per item as each finishes, so dependants start at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from a2a.helpers import get_message_text, new_text_message
+from a2a.types import a2a_pb2
+from google.protobuf.json_format import MessageToDict
+
+from actorchestra.actors.executor import BATCH_KEY
+from actorchestra.protocol.context import CallInfo
+from actorchestra.protocol.endpoint import AgentEndpoint
+
+logger = logging.getLogger(__name__)
+
+_FAILED = {
+    a2a_pb2.TaskState.TASK_STATE_FAILED,
+    a2a_pb2.TaskState.TASK_STATE_REJECTED,
+    a2a_pb2.TaskState.TASK_STATE_CANCELED,
+    a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED,
+    a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED,
+}
+
+
+@dataclass
+class Item:
+    """One subtask as sent: its id, skill, input text and timeout."""
+
+    id: str
+    skill: str | None
+    input: str
+    timeout_s: float | None = None
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    output: Any = None
+    error: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+OnOutcome = Callable[[str, Outcome], None]
+OnNote = Callable[[str, str, str], None]  # item id, kind ("progress" | "token"), text
+OnStarted = Callable[[str], None]  # the agent-side A2A task id, for CancelTask
+
+
+def _part_value(part: a2a_pb2.Part) -> Any:
+    if part.HasField("text"):
+        return part.text
+    if part.HasField("data"):
+        return MessageToDict(part)["data"]
+    return MessageToDict(part)
+
+
+def _usage(metadata: Any) -> dict[str, Any]:
+    meta = MessageToDict(metadata) if metadata is not None else {}
+    llm = meta.get("llm")
+    return llm if isinstance(llm, dict) else {}
+
+
+async def send_one(
+    endpoint: AgentEndpoint, item: Item, call: CallInfo, on_note: OnNote, on_started: OnStarted
+) -> Outcome:
+    """One subtask as a plain streaming A2A message; its stream feeds progress/token notes."""
+    message = new_text_message(item.input, role=a2a_pb2.Role.ROLE_USER)
+    request = a2a_pb2.SendMessageRequest(message=message)
+    if item.skill:
+        request.metadata.update({"skill": item.skill})
+    chunks: list[str] = []
+    final: a2a_pb2.Task | None = None
+    status_text = ""
+    async for event in endpoint.send_message_stream(request, call):
+        if isinstance(event, a2a_pb2.Task):
+            on_started(event.id)
+            final = event
+        elif isinstance(event, a2a_pb2.TaskStatusUpdateEvent):
+            state = event.status.state
+            status_text = get_message_text(event.status.message)
+            if state == a2a_pb2.TaskState.TASK_STATE_WORKING and status_text:
+                on_note(item.id, "progress", status_text)
+            if state == a2a_pb2.TaskState.TASK_STATE_COMPLETED:
+                usage = _usage(event.metadata) if event.HasField("metadata") else {}
+                return Outcome(True, _joined(chunks, final), usage=usage)
+            if state in _FAILED:
+                name = a2a_pb2.TaskState.Name(state).removeprefix("TASK_STATE_").lower()
+                return Outcome(False, error=f"agent answered {name}: {status_text or 'no reason'}")
+        elif isinstance(event, a2a_pb2.TaskArtifactUpdateEvent):
+            for part in event.artifact.parts:
+                value = _part_value(part)
+                if isinstance(value, str):
+                    chunks.append(value)
+                    if event.append or not event.last_chunk:
+                        on_note(item.id, "token", value)
+                else:
+                    chunks.append(value)
+        elif isinstance(event, a2a_pb2.Message):
+            return Outcome(True, get_message_text(event))
+    return Outcome(False, error=f"the agent's stream ended without a result ({status_text})")
+
+
+def _joined(chunks: list[Any], final: a2a_pb2.Task | None) -> Any:
+    if len(chunks) == 1:
+        return chunks[0]
+    if all(isinstance(c, str) for c in chunks):
+        return "".join(chunks)
+    return chunks
+
+
+async def send_batch(
+    endpoint: AgentEndpoint,
+    skill: str | None,
+    items: list[Item],
+    call: CallInfo,
+    on_outcome: OnOutcome,
+    on_started: OnStarted,
+) -> set[str]:
+    """Several subtasks in one batch message; returns the ids that got an outcome."""
+    message = new_text_message(f"batch of {len(items)}", role=a2a_pb2.Role.ROLE_USER)
+    request = a2a_pb2.SendMessageRequest(message=message)
+    meta: dict[str, Any] = {
+        BATCH_KEY: [
+            {"id": i.id, "input": i.input, **({"timeout_s": i.timeout_s} if i.timeout_s else {})}
+            for i in items
+        ]
+    }
+    if skill:
+        meta["skill"] = skill
+    request.metadata.update(meta)
+    done: set[str] = set()
+    async for event in endpoint.send_message_stream(request, call):
+        if isinstance(event, a2a_pb2.Task):
+            on_started(event.id)
+        elif isinstance(event, a2a_pb2.TaskArtifactUpdateEvent):
+            info = MessageToDict(event.artifact.metadata)
+            item_id = str(info.get("item", ""))
+            if not item_id or item_id in done:
+                continue
+            done.add(item_id)
+            if info.get("ok"):
+                parts = [_part_value(p) for p in event.artifact.parts]
+                output = parts[0] if len(parts) == 1 else parts
+                llm = info.get("llm")
+                on_outcome(
+                    item_id, Outcome(True, output, usage=llm if isinstance(llm, dict) else {})
+                )
+            else:
+                on_outcome(item_id, Outcome(False, error=str(info.get("error") or "failed")))
+        elif isinstance(event, a2a_pb2.TaskStatusUpdateEvent) and event.status.state in _FAILED:
+            reason = get_message_text(event.status.message) or "no reason"
+            for item in items:
+                if item.id not in done:
+                    done.add(item.id)
+                    on_outcome(item.id, Outcome(False, error=f"the agent refused: {reason}"))
+    return done
+
+
+async def cancel_remote(endpoint: AgentEndpoint, a2a_task_id: str, call: CallInfo) -> None:
+    """A2A CancelTask for a subtask's agent-side task; a finished one is not an error."""
+    try:
+        await endpoint.cancel_task(a2a_pb2.CancelTaskRequest(id=a2a_task_id), call)
+    except Exception as e:  # already finished or gone: nothing left to cancel
+        logger.debug("cancel of %s: %r", a2a_task_id, e)

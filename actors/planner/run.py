@@ -1,0 +1,366 @@
+"""One task's run: dispatch ready subtasks in batches, follow the graph, finish.
+
+Scheduling is event driven: whenever a subtask finishes, its dependants whose inputs
+are all in become ready, and `_schedule` sends everything ready in one sweep, grouped
+per (agent, skill) into batch messages. A sweep runs synchronously, so every subtask
+that became ready in the same loop turn travels in the same batch.
+
+Agents are chosen by skill and load (subtasks outstanding over capacity, where
+capacity is the agent's concurrency times its replicas). A failed, timed-out or
+unreachable subtask is retried, on another agent with the skill when there is one
+(the endpoint itself avoids a replica it just saw fail), up to `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actorchestra.actors.planner.dispatch import Item, Outcome, cancel_remote, send_batch, send_one
+from actorchestra.actors.planner.events import EventLog
+from actorchestra.actors.planner.models import (
+    EventKind,
+    Plan,
+    Subtask,
+    SubtaskState,
+    SubtaskView,
+)
+from actorchestra.protocol.context import CallInfo
+from actorchestra.protocol.endpoint import AgentEndpoint
+from actorchestra.protocol.errors import ActorchestraError
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+_PREVIEW = 500  # characters of an output carried in events
+
+
+@dataclass
+class AgentInfo:
+    name: str
+    skills: set[str]
+    capacity: int  # concurrency x replicas (a large number when unlimited)
+    endpoint: AgentEndpoint
+    healthy: bool = True
+    load: int = 0  # subtasks outstanding from this planner
+
+
+class Pool:
+    """The agents a planner can send work to, and how loaded each is."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, AgentInfo] = {}
+
+    def by_skill(self, skill: str) -> list[AgentInfo]:
+        return [a for a in self.agents.values() if skill in a.skills]
+
+    def choose(self, sub: Subtask, exclude: set[str]) -> AgentInfo | None:
+        if sub.agent:
+            agent = self.agents.get(sub.agent)
+            return agent
+        candidates = [a for a in self.by_skill(sub.skill or "") if a.healthy] or self.by_skill(
+            sub.skill or ""
+        )
+        fresh = [a for a in candidates if a.name not in exclude] or candidates
+        if not fresh:
+            return None
+        return min(fresh, key=lambda a: (a.load + 1) / a.capacity)
+
+
+@dataclass
+class SubRun:
+    spec: Subtask
+    position: int
+    state: SubtaskState = SubtaskState.WAITING
+    agent: str | None = None
+    attempts: int = 0
+    output: Any = None
+    error: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+    waiting_on: int = 0
+    dependants: list[str] = field(default_factory=list)
+    tried: set[str] = field(default_factory=set)
+
+    def view(self) -> SubtaskView:
+        return SubtaskView(
+            id=self.spec.id,
+            skill=self.spec.skill,
+            agent=self.agent,
+            state=self.state,
+            input=self.spec.input,
+            depends_on=self.spec.depends_on,
+            attempts=self.attempts,
+            output=self.output,
+            error=self.error,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+
+@dataclass
+class RunOptions:
+    max_parallel: int = 100_000
+    subtask_timeout_s: float | None = 300.0
+    max_attempts: int = 3
+
+
+class TaskRun:
+    """Runs `plan` to the end; `done` resolves when every subtask is settled."""
+
+    def __init__(
+        self,
+        task_id: str,
+        plan: Plan,
+        pool: Pool,
+        events: EventLog,
+        options: RunOptions,
+        call: CallInfo,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.task_id = task_id
+        self.plan = plan
+        self.pool = pool
+        self.events = events
+        self.options = options
+        self.call = call
+        self.on_change = on_change
+        self.subs = {s.id: SubRun(s, i) for i, s in enumerate(plan.subtasks)}
+        for sub in self.subs.values():
+            sub.waiting_on = len(sub.spec.depends_on)
+            for dep in sub.spec.depends_on:
+                self.subs[dep].dependants.append(sub.spec.id)
+        self.ready: deque[str] = deque(s.spec.id for s in self.subs.values() if not s.waiting_on)
+        self.in_flight = 0
+        self.unsettled = len(self.subs)
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._remote: dict[str, tuple[AgentEndpoint, set[str]]] = {}  # a2a task id -> items
+        self._canceled = False
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.subs:
+            self.done.set_result(None)
+            return
+        self._schedule()
+
+    async def cancel(self) -> None:
+        """Stop dispatching, cancel every running subtask on its agent (A2A CancelTask)."""
+        self._canceled = True
+        remote = list(self._remote.items())
+        await asyncio.gather(
+            *(cancel_remote(endpoint, a2a_id, self.call) for a2a_id, (endpoint, _) in remote)
+        )
+        for task in list(self._tasks):
+            task.cancel()
+        now = time.time()
+        for sub in self.subs.values():
+            if sub.state not in (SubtaskState.COMPLETED, SubtaskState.FAILED, SubtaskState.SKIPPED):
+                sub.state, sub.finished_at = SubtaskState.CANCELED, now
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def failed_required(self) -> list[SubRun]:
+        return [
+            s for s in self.subs.values() if s.state == SubtaskState.FAILED and not s.spec.optional
+        ]
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def _input_for(self, sub: SubRun) -> str:
+        if not sub.spec.depends_on:
+            return sub.spec.input
+        context = "\n".join(
+            f"[{dep}] {_text(self.subs[dep].output)}"
+            for dep in sub.spec.depends_on
+            if self.subs[dep].state == SubtaskState.COMPLETED
+        )
+        return (
+            f"{sub.spec.input}\n\nResults of earlier steps:\n{context}"
+            if context
+            else sub.spec.input
+        )
+
+    def _schedule(self) -> None:
+        if self._canceled:
+            return
+        groups: dict[tuple[str, str | None], list[Item]] = defaultdict(list)
+        now = time.time()
+        while self.ready and self.in_flight < self.options.max_parallel:
+            sub = self.subs[self.ready.popleft()]
+            agent = self.pool.choose(sub.spec, sub.tried)
+            if agent is None:
+                self._settle(
+                    sub, SubtaskState.FAILED, error=f"no agent offers skill {sub.spec.skill!r}"
+                )
+                continue
+            sub.state, sub.agent, sub.started_at = SubtaskState.QUEUED, agent.name, now
+            sub.attempts += 1
+            agent.load += 1
+            self.in_flight += 1
+            groups[(agent.name, sub.spec.skill)].append(
+                Item(
+                    sub.spec.id,
+                    sub.spec.skill,
+                    self._input_for(sub),
+                    self.options.subtask_timeout_s,
+                )
+            )
+            self.events.emit(
+                self.task_id,
+                EventKind.SUBTASK_STARTED,
+                {
+                    "subtask": sub.spec.id,
+                    "agent": agent.name,
+                    "skill": sub.spec.skill,
+                    "attempt": sub.attempts,
+                },
+            )
+        for (agent_name, skill), items in groups.items():
+            for start in range(0, len(items), MAX_BATCH):
+                chunk = items[start : start + MAX_BATCH]
+                task = asyncio.get_running_loop().create_task(
+                    self._send(agent_name, skill, chunk), name=f"dispatch-{self.task_id}"
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self.on_change()
+
+    async def _send(self, agent_name: str, skill: str | None, items: list[Item]) -> None:
+        agent = self.pool.agents[agent_name]
+        pending = {i.id for i in items}
+        a2a_ids: list[str] = []
+
+        def started(a2a_task_id: str) -> None:
+            a2a_ids.append(a2a_task_id)
+            self._remote[a2a_task_id] = (agent.endpoint, pending)
+            for item_id in pending:
+                if self.subs[item_id].state == SubtaskState.QUEUED:
+                    self.subs[item_id].state = SubtaskState.RUNNING
+
+        def outcome(item_id: str, result: Outcome) -> None:
+            if item_id in pending:
+                pending.discard(item_id)
+                self._finish_item(agent, item_id, result)
+
+        try:
+            if len(items) == 1:
+                item = items[0]
+                result = await asyncio.wait_for(
+                    send_one(agent.endpoint, item, self.call, self._note, started),
+                    item.timeout_s,
+                )
+                outcome(item.id, result)
+            else:
+                await send_batch(agent.endpoint, skill, items, self.call, outcome, started)
+        except TimeoutError:
+            for a2a_id in a2a_ids:
+                await cancel_remote(agent.endpoint, a2a_id, self.call)
+            error = f"timed out after {self.options.subtask_timeout_s}s on agent {agent_name!r}"
+            for item_id in list(pending):
+                outcome(item_id, Outcome(False, error=error))
+        except ActorchestraError as e:  # agent unreachable: every unanswered item retries
+            for item_id in list(pending):
+                outcome(item_id, Outcome(False, error=e.message))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # an A2A error from the agent: reported as the items' failure
+            for item_id in list(pending):
+                outcome(item_id, Outcome(False, error=f"{type(e).__name__}: {e}"))
+        finally:
+            for a2a_id in a2a_ids:
+                self._remote.pop(a2a_id, None)
+            for item_id in list(pending):  # the stream ended without their outcome
+                outcome(item_id, Outcome(False, error="the agent gave no result"))
+
+    def _note(self, item_id: str, kind: str, text: str) -> None:
+        event = EventKind.TOKEN if kind == "token" else EventKind.PROGRESS
+        self.events.emit(self.task_id, event, {"subtask": item_id, "text": text})
+
+    def _finish_item(self, agent: AgentInfo, item_id: str, result: Outcome) -> None:
+        agent.load -= 1
+        self.in_flight -= 1
+        sub = self.subs[item_id]
+        if self._canceled or sub.state in (SubtaskState.CANCELED,):
+            return
+        if result.ok:
+            sub.output, sub.usage = result.output, result.usage
+            self._settle(sub, SubtaskState.COMPLETED)
+        elif sub.attempts < self.options.max_attempts:
+            sub.tried.add(agent.name)
+            sub.error = result.error
+            sub.state = SubtaskState.WAITING
+            logger.info("subtask %s/%s failed (%s); retrying", self.task_id, item_id, result.error)
+            self.ready.append(item_id)
+        else:
+            self._settle(sub, SubtaskState.FAILED, error=result.error)
+        self._schedule()
+
+    def _settle(self, sub: SubRun, state: SubtaskState, error: str | None = None) -> None:
+        sub.state, sub.finished_at = state, time.time()
+        self.unsettled -= 1
+        if state == SubtaskState.COMPLETED:
+            sub.error = None
+            self.events.emit(
+                self.task_id,
+                EventKind.SUBTASK_COMPLETED,
+                {"subtask": sub.spec.id, "agent": sub.agent, "output": _preview(sub.output)},
+            )
+            for dep_id in sub.dependants:
+                dep = self.subs[dep_id]
+                dep.waiting_on -= 1
+                if dep.waiting_on == 0 and dep.state == SubtaskState.WAITING:
+                    self.ready.append(dep_id)
+        else:
+            sub.error = error or sub.error
+            self.events.emit(
+                self.task_id,
+                EventKind.SUBTASK_FAILED,
+                {
+                    "subtask": sub.spec.id,
+                    "agent": sub.agent,
+                    "error": sub.error,
+                    "attempts": sub.attempts,
+                    "optional": sub.spec.optional,
+                },
+            )
+            if sub.spec.optional:
+                # The plan allows going on without it: dependants run without its output.
+                for dep_id in sub.dependants:
+                    dep = self.subs[dep_id]
+                    dep.waiting_on -= 1
+                    if dep.waiting_on == 0 and dep.state == SubtaskState.WAITING:
+                        self.ready.append(dep_id)
+            else:
+                self._skip_dependants(sub)
+        if self.unsettled == 0 and not self.done.done():
+            self.done.set_result(None)
+
+    def _skip_dependants(self, sub: SubRun) -> None:
+        stack = list(sub.dependants)
+        while stack:
+            dep = self.subs[stack.pop()]
+            if dep.state == SubtaskState.WAITING:
+                dep.state, dep.finished_at = SubtaskState.SKIPPED, time.time()
+                dep.error = f"skipped: it depends on {sub.spec.id!r}, which failed"
+                self.unsettled -= 1
+                stack.extend(dep.dependants)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _preview(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _PREVIEW:
+        return value[:_PREVIEW] + "..."
+    return value

@@ -1,0 +1,518 @@
+"""The planner service: takes tasks, plans them, runs them, answers for them.
+
+A plain class; `actors.runtime` wraps it as the `planner` actor. It owns the task
+history (DuckDB allows one writing process), so every task, subtask and event of the
+runtime is recorded here, and `GET /v1/tasks` reads from here. Running tasks live in
+memory; finished ones are read back from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from actorchestra.actors.history.config import HistoryConfig
+from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
+from actorchestra.actors.history.records import SubtaskRecord, TaskRecord, TaskUpdate
+from actorchestra.actors.llm.config import LLMConfig
+from actorchestra.actors.planner.events import EventLog
+from actorchestra.actors.planner.graph import plan_from_workflow, plan_problems
+from actorchestra.actors.planner.models import (
+    FINISHED,
+    EventKind,
+    Plan,
+    SubtaskState,
+    SubtaskView,
+    TaskPage,
+    TaskRequest,
+    TaskState,
+    TaskView,
+    Usage,
+)
+from actorchestra.actors.planner.planning import llm_plan, route, synthesize
+from actorchestra.actors.planner.run import AgentInfo, Pool, RunOptions, TaskRun
+from actorchestra.protocol.context import CallInfo
+from actorchestra.protocol.endpoint import AgentEndpoint
+from actorchestra.protocol.errors import ActorchestraError, InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+_UNLIMITED = 256  # capacity of an agent replica without a concurrency limit
+
+
+class TaskNotFound(ActorchestraError):
+    http_status = 404
+    jsonrpc_code = -32001
+    reason = "TASK_NOT_FOUND"
+
+
+class PlannerOptions(BaseModel):
+    data_dir: str = ".actorchestra"
+    llm: LLMConfig | None = Field(default=None, description="planning and synthesis model")
+    subtask_timeout_s: float = 300.0
+    max_attempts: int = 3
+    registry_refresh_s: float = 1.0
+    finished_in_memory: int = 1000
+
+
+Registry = Callable[[], Awaitable[list[dict[str, Any]]]]
+EndpointFactory = Callable[[str, int], Awaitable[AgentEndpoint]]
+
+
+class Planner:
+    def __init__(
+        self, options: PlannerOptions, registry: Registry, endpoints: EndpointFactory
+    ) -> None:
+        self.options = options
+        self._registry = registry
+        self._endpoints = endpoints
+        Path(options.data_dir).mkdir(parents=True, exist_ok=True)
+        self.store = DuckDBHistoryStore(
+            HistoryConfig(path=str(Path(options.data_dir) / "history.duckdb"))
+        )
+        self.events = EventLog(self.store)
+        self.pool = Pool()
+        self._pool_at = 0.0
+        self._pool_lock = asyncio.Lock()
+        self._llm: Any = None
+        self._runs: dict[str, _Active] = {}
+        self._finished: OrderedDict[str, TaskView] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.store.start()
+        if self.options.llm is not None:
+            from actorchestra.actors.llm.client import LLMClient
+
+            self._llm = LLMClient(self.options.llm)
+        self._started = True
+
+    # -- the agents ---------------------------------------------------------------
+
+    async def refresh_pool(self, force: bool = False) -> None:
+        async with self._pool_lock:
+            if not force and time.monotonic() - self._pool_at < self.options.registry_refresh_s:
+                return
+            rows = await self._registry()
+            for row in rows:
+                if row.get("kind") != "local":
+                    continue  # third-party agents: reached through their own URL, not yet here
+                name = row["name"]
+                replicas = len(row.get("replicas", [])) or 1
+                capacity = (row.get("concurrency") or _UNLIMITED) * replicas
+                info = self.pool.agents.get(name)
+                if info is None:
+                    info = AgentInfo(name, set(), capacity, await self._endpoints(name, replicas))
+                    self.pool.agents[name] = info
+                info.skills = {s["id"] for s in row.get("skills", [])}
+                info.capacity = capacity
+                info.healthy = row.get("health") in ("healthy", "degraded", "unknown")
+            self._pool_at = time.monotonic()
+
+    def _skill_tables(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        skill_agents: dict[str, list[str]] = {}
+        for agent in self.pool.agents.values():
+            for skill in agent.skills:
+                skill_agents.setdefault(skill, []).append(agent.name)
+        return skill_agents, {a.name: sorted(a.skills) for a in self.pool.agents.values()}
+
+    # -- the task API -------------------------------------------------------------
+
+    async def submit(self, body: dict[str, Any]) -> str:
+        """Accept a task; a bad request or an invalid workflow is refused here (422)."""
+        await self.start()
+        try:
+            request = TaskRequest.model_validate(body)
+        except ValidationError as e:
+            raise InvalidInputError(_validation_message(e)) from None
+        await self.refresh_pool()
+        plan = None
+        if request.workflow is not None:
+            plan = plan_from_workflow(request.workflow, request.input)
+            problems = plan_problems(plan, *self._skill_tables())
+            if problems:
+                raise InvalidInputError("invalid workflow: " + "; ".join(problems))
+        task_id = str(uuid.uuid4())
+        now = time.time()
+        active = _Active(task_id, request, plan, now)
+        self._runs[task_id] = active
+        await self.store.upsert_tasks(
+            [
+                TaskRecord(
+                    task_id=task_id,
+                    user_id=request.user_id or "",
+                    state=TaskState.PENDING.value,
+                    session_id=request.session_id,
+                    input=request.input,
+                )
+            ]
+        )
+        task = asyncio.get_running_loop().create_task(self._drive(active), name=f"task-{task_id}")
+        active.driver = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task_id
+
+    async def _drive(self, active: _Active) -> None:
+        request = active.request
+        call = CallInfo(user=request.user_id or "", authenticated=bool(request.user_id))
+        try:
+            if active.plan is None:
+                self._set_state(active, TaskState.PLANNING)
+                active.plan = await self._plan(active)
+            self.events.emit(
+                active.task_id,
+                EventKind.PLANNED,
+                {
+                    "source": active.plan.source,
+                    "routed": active.plan.routed,
+                    "subtasks": [s.model_dump() for s in active.plan.subtasks],
+                },
+            )
+            self._set_state(active, TaskState.RUNNING, plan=active.plan)
+            run = TaskRun(
+                active.task_id,
+                active.plan,
+                self.pool,
+                self.events,
+                RunOptions(
+                    max_parallel=request.max_parallel or 100_000,
+                    subtask_timeout_s=request.subtask_timeout_s or self.options.subtask_timeout_s,
+                    max_attempts=request.max_attempts or self.options.max_attempts,
+                ),
+                call,
+            )
+            active.run = run
+            run.start()
+            await run.done
+            if active.state == TaskState.CANCELED:
+                return
+            failed = run.failed_required()
+            if failed:
+                reason = "; ".join(f"subtask {s.spec.id!r} failed: {s.error}" for s in failed)
+                await self._finish(active, TaskState.FAILED, error=reason)
+                return
+            await self._finish(active, TaskState.COMPLETED, result=await self._result(active))
+        except asyncio.CancelledError:
+            if active.state not in FINISHED:
+                await self._finish(active, TaskState.CANCELED, error="canceled")
+            raise
+        except ActorchestraError as e:
+            await self._finish(active, TaskState.FAILED, error=e.message)
+        except Exception as e:  # the task fails with the reason; the planner goes on
+            logger.exception("task %s failed", active.task_id)
+            await self._finish(active, TaskState.FAILED, error=f"{type(e).__name__}: {e}")
+
+    async def _plan(self, active: _Active) -> Plan:
+        skill_agents, agent_skills = self._skill_tables()
+        skills = []
+        for agent in self.pool.agents.values():
+            skills += [{"id": s, "name": s} for s in agent.skills]
+        routed = route(active.request.input, skills)
+        if routed is not None:
+            return routed
+        if self._llm is None:
+            raise InvalidInputError(
+                "no LLM is configured to plan this task; send a `workflow`, or configure "
+                "ACTORCHESTRA_LLM_BASE_URL"
+            )
+        plan, usage = await llm_plan(
+            self._llm, active.request.input, skills, skill_agents, agent_skills
+        )
+        active.add_usage(usage)
+        return plan
+
+    async def _result(self, active: _Active) -> Any:
+        assert active.run is not None and active.plan is not None
+        done = [
+            (s.spec.id, s.output)
+            for s in active.run.subs.values()
+            if s.state == SubtaskState.COMPLETED
+        ]
+        for sub in active.run.subs.values():
+            active.add_usage(sub.usage)
+        if len(done) == 1 or active.plan.routed:
+            return done[0][1] if done else None
+        if active.request.synthesize is False:
+            return {sid: out for sid, out in done}
+        text, usage = await synthesize(self._llm, active.request.input, done)
+        active.add_usage(usage)
+        return text
+
+    def _set_state(self, active: _Active, state: TaskState, plan: Plan | None = None) -> None:
+        active.state, active.updated_at = state, time.time()
+        self._spawn(
+            self.store.update_task(
+                TaskUpdate(
+                    task_id=active.task_id,
+                    state=state.value,
+                    **({"plan": plan.model_dump(mode="json")} if plan is not None else {}),
+                )
+            )
+        )
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._background.discard)  # type: ignore[arg-type]
+        task.add_done_callback(_log_failure)
+
+    async def _finish(
+        self, active: _Active, state: TaskState, result: Any = None, error: str | None = None
+    ) -> None:
+        now = time.time()
+        active.state, active.result, active.error = state, result, error
+        active.updated_at = active.finished_at = now
+        view = self._view(active)
+        self.events.emit(
+            active.task_id,
+            EventKind.FINAL,
+            {
+                "state": state.value,
+                "result": result,
+                "error": error,
+                "usage": view.usage.model_dump(),
+            },
+        )
+        finished_at = datetime.fromtimestamp(now, UTC)
+        await self.store.upsert_subtasks(
+            [
+                SubtaskRecord(
+                    task_id=active.task_id,
+                    subtask_id=s.id,
+                    state=s.state.value,
+                    position=i,
+                    skill=s.skill,
+                    agent=s.agent,
+                    input=s.input,
+                    depends_on=s.depends_on,
+                    attempts=s.attempts,
+                    output=_jsonable(s.output),
+                    error=s.error,
+                    started_at=_dt(s.started_at),
+                    finished_at=_dt(s.finished_at),
+                )
+                for i, s in enumerate(view.subtasks)
+            ]
+        )
+        await self.store.update_task(
+            TaskUpdate(
+                task_id=active.task_id,
+                state=state.value,
+                result=_jsonable(result),
+                error=error,
+                prompt_tokens=active.usage.prompt_tokens,
+                completion_tokens=active.usage.completion_tokens,
+                cost_usd=active.usage.cost_usd,
+                finished_at=finished_at,
+            )
+        )
+        await self.events.drain()
+        self._runs.pop(active.task_id, None)
+        self._finished[active.task_id] = view
+        while len(self._finished) > self.options.finished_in_memory:
+            self._finished.popitem(last=False)
+
+    def _view(self, active: _Active) -> TaskView:
+        subtasks = (
+            [s.view() for s in active.run.subs.values()]
+            if active.run is not None
+            else [
+                SubtaskView(
+                    id=s.id,
+                    skill=s.skill,
+                    agent=s.agent,
+                    state=SubtaskState.WAITING,
+                    input=s.input,
+                    depends_on=s.depends_on,
+                )
+                for s in (active.plan.subtasks if active.plan else [])
+            ]
+        )
+        return TaskView(
+            task_id=active.task_id,
+            state=active.state,
+            input=active.request.input,
+            user_id=active.request.user_id,
+            session_id=active.request.session_id,
+            plan=active.plan,
+            subtasks=subtasks,
+            result=active.result,
+            error=active.error,
+            usage=active.usage,
+            created_at=active.created_at,
+            updated_at=active.updated_at,
+            finished_at=active.finished_at,
+        )
+
+    async def get(self, task_id: str) -> dict[str, Any]:
+        active = self._runs.get(task_id)
+        if active is not None:
+            return self._view(active).model_dump(mode="json")
+        view = self._finished.get(task_id)
+        if view is not None:
+            return view.model_dump(mode="json")
+        await self.start()
+        detail = await self.store.get_task_detail(task_id)
+        if detail is None:
+            raise TaskNotFound(f"no task {task_id!r}")
+        return _view_from_record(detail).model_dump(mode="json")
+
+    async def list(
+        self,
+        state: str | None = None,
+        user_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        await self.start()
+        if state is not None and state not in {s.value for s in TaskState}:
+            raise InvalidInputError(
+                f"unknown state {state!r}; one of: {', '.join(s.value for s in TaskState)}"
+            )
+        try:
+            page = await self.store.list_tasks(
+                state=state,
+                user_id=user_id,
+                since=_dt(since),
+                until=_dt(until),
+                limit=limit,
+                cursor=cursor,
+            )
+        except ActorchestraError:
+            raise
+        except ValueError as e:
+            raise InvalidInputError(f"bad list parameters: {e}") from None
+        views = []
+        for record in page.items:
+            active = self._runs.get(record.task_id)
+            views.append(self._view(active) if active else _view_from_task_record(record))
+        return TaskPage(tasks=views, next_cursor=page.next_cursor).model_dump(mode="json")
+
+    async def cancel(self, task_id: str) -> dict[str, Any]:
+        active = self._runs.get(task_id)
+        if active is None:
+            current = await self.get(task_id)  # 404 for an unknown task
+            raise InvalidInputError(
+                f"task {task_id!r} is already {current['state']}; only running tasks cancel"
+            )
+        active.state = TaskState.CANCELED  # before any await: the driver must not finish it
+        if active.run is not None:
+            await active.run.cancel()
+        if active.driver is not None and active.run is None:
+            active.driver.cancel()
+        await self._finish(active, TaskState.CANCELED, error="canceled by request")
+        return self._finished[task_id].model_dump(mode="json")
+
+    async def delete(self, task_id: str) -> None:
+        if task_id in self._runs:
+            await self.cancel(task_id)
+        await self.start()
+        self._finished.pop(task_id, None)
+        if not await self.store.delete_task(task_id):
+            raise TaskNotFound(f"no task {task_id!r}")
+
+    async def stream_events(
+        self, task_id: str, after_seq: int = 0
+    ) -> AsyncIterator[dict[str, Any]]:
+        await self.get(task_id)  # 404 for an unknown task
+        finished = task_id not in self._runs
+        async for event in self.events.read(task_id, after_seq, finished):
+            yield event.model_dump(mode="json")
+
+
+class _Active:
+    def __init__(self, task_id: str, request: TaskRequest, plan: Plan | None, now: float) -> None:
+        self.task_id, self.request, self.plan = task_id, request, plan
+        self.state = TaskState.PENDING
+        self.run: TaskRun | None = None
+        self.driver: asyncio.Task[None] | None = None
+        self.result: Any = None
+        self.error: str | None = None
+        self.usage = Usage()
+        self.created_at = self.updated_at = now
+        self.finished_at: float | None = None
+
+    def add_usage(self, usage: dict[str, Any]) -> None:
+        self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self.usage.cost_usd += float(usage.get("cost_usd") or usage.get("cost") or 0.0)
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
+
+
+def _view_from_task_record(record: TaskRecord) -> TaskView:
+    return TaskView(
+        task_id=record.task_id,
+        state=TaskState(record.state),
+        input=str(record.input or ""),
+        user_id=record.user_id or None,
+        session_id=record.session_id,
+        plan=Plan.model_validate(record.plan) if isinstance(record.plan, dict) else None,
+        result=record.result,
+        error=record.error,
+        usage=Usage(
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            cost_usd=record.cost_usd,
+        ),
+        created_at=record.created_at.timestamp(),
+        updated_at=record.updated_at.timestamp(),
+        finished_at=record.finished_at.timestamp() if record.finished_at else None,
+    )
+
+
+def _view_from_record(detail: Any) -> TaskView:
+    view = _view_from_task_record(detail.task)
+    view.subtasks = [
+        SubtaskView(
+            id=s.subtask_id,
+            skill=s.skill,
+            agent=s.agent,
+            state=SubtaskState(s.state),
+            input=str(s.input or ""),
+            depends_on=list(s.depends_on),
+            attempts=s.attempts,
+            output=s.output,
+            error=s.error,
+            started_at=s.started_at.timestamp() if s.started_at else None,
+            finished_at=s.finished_at.timestamp() if s.finished_at else None,
+        )
+        for s in detail.subtasks
+    ]
+    return view
+
+
+def _validation_message(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "body"
+        parts.append(f"{where}: {e['msg']}")
+    return "invalid task: " + "; ".join(parts)
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("planner background write failed: %r", task.exception())

@@ -1,0 +1,282 @@
+"""The planner end to end in one process: real agent actor classes, real DuckDB history."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actorchestra.actors.agent import Agent, SkillContext, skill
+from actorchestra.actors.agent_actor import AgentActor
+from actorchestra.actors.inprocess import InProcessAgentEndpoint
+from actorchestra.actors.llm.config import LLMConfig
+from actorchestra.actors.planner.service import Planner, PlannerOptions, TaskNotFound
+from actorchestra.actors.spec import AgentSpec
+from actorchestra.protocol.errors import InvalidInputError
+from actorchestra.serve_apps.model_server.runner import ModelServerHandle
+from tests.llm_fixtures import model_server  # noqa: F401
+
+
+class Lab(Agent):
+    """Test skills: flaky work, slow work, failing work, and a joiner."""
+
+    calls: dict[str, int] = {}
+
+    @skill(tags=["flaky"])
+    async def flaky(self, ctx: SkillContext) -> str:
+        """Fails the first time it sees an input, then works."""
+        n = Lab.calls[ctx.text] = Lab.calls.get(ctx.text, 0) + 1
+        if n == 1:
+            raise RuntimeError("first attempt fails")
+        return f"ok after {n}"
+
+    @skill(tags=["slow"])
+    async def slow(self, ctx: SkillContext) -> str:
+        """Sleeps for the seconds given first in the input."""
+        await asyncio.sleep(float(ctx.text.split()[0]))
+        return "slept"
+
+    @skill(tags=["broken"])
+    async def broken(self, ctx: SkillContext) -> str:
+        """Always fails."""
+        raise RuntimeError("broken on purpose")
+
+    @skill(tags=["join"])
+    async def join(self, ctx: SkillContext) -> str:
+        """Answers with its whole input (so a test sees what reached it)."""
+        return ctx.text
+
+
+SPECS = {
+    "text": AgentSpec(name="text", cls="actorchestra.actors.examples:TextAgent", replicas=2),
+    "lab": AgentSpec(name="lab", cls=f"{__name__}:Lab"),
+}
+
+
+def make_planner(tmp_path: Path, llm: LLMConfig | None = None) -> Planner:
+    actors = {
+        name: [AgentActor(spec, i, f"http://x/a2a/{name}") for i in range(spec.replicas)]
+        for name, spec in SPECS.items()
+    }
+
+    async def registry() -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "kind": "local",
+                "health": "healthy",
+                "concurrency": None,
+                "replicas": [{}] * len(reps),
+                "skills": [s.model_dump() for s in reps[0].info.skills],
+            }
+            for name, reps in actors.items()
+        ]
+
+    async def endpoint(name: str, replicas: int) -> InProcessAgentEndpoint:
+        return InProcessAgentEndpoint(name, actors[name])
+
+    return Planner(PlannerOptions(data_dir=str(tmp_path), llm=llm), registry, endpoint)
+
+
+async def run(
+    planner: Planner, body: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    task_id = await planner.submit(body)
+    events = [e async for e in planner.stream_events(task_id)]
+    return await planner.get(task_id), events
+
+
+async def test_sequential_steps_get_the_previous_output(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path)
+    task, events = await run(
+        planner,
+        {
+            "input": "go",
+            "workflow": {
+                "kind": "sequential",
+                "steps": [
+                    {"skill": "uppercase", "input": "uppercase: relay baton"},
+                    {"skill": "join", "input": "received:"},
+                ],
+            },
+        },
+    )
+    assert task["state"] == "completed"
+    second = {s["id"]: s for s in task["subtasks"]}["s2"]
+    assert second["depends_on"] == ["s1"]
+    assert "RELAY BATON" in second["output"]  # the dependency's output reached it
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "planned" and kinds[-1] == "final"
+    assert kinds.count("subtask_started") == 2 and kinds.count("subtask_completed") == 2
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_parallel_fan_out_completes_every_subtask(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path)
+    steps = [{"id": f"p{i}", "skill": "uppercase", "input": f"uppercase: n{i}"} for i in range(120)]
+    task, _ = await run(
+        planner,
+        {"input": "many", "synthesize": False, "workflow": {"kind": "parallel", "steps": steps}},
+    )
+    assert task["state"] == "completed"
+    assert task["result"] == {f"p{i}": f"N{i}" for i in range(120)}
+    assert {s["agent"] for s in task["subtasks"]} == {"text"}
+
+
+async def test_graph_dependencies_and_an_optional_failure(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path)
+    task, _ = await run(
+        planner,
+        {
+            "input": "g",
+            "max_attempts": 1,
+            "workflow": {
+                "kind": "graph",
+                "steps": [
+                    {"id": "a", "skill": "uppercase", "input": "uppercase: alpha"},
+                    {"id": "b", "skill": "broken", "optional": True},
+                    {"id": "c", "skill": "join", "input": "c got:", "depends_on": ["a", "b"]},
+                ],
+            },
+        },
+    )
+    assert task["state"] == "completed"
+    subs = {s["id"]: s for s in task["subtasks"]}
+    assert subs["b"]["state"] == "failed" and "broken on purpose" in subs["b"]["error"]
+    assert "ALPHA" in subs["c"]["output"]
+
+
+async def test_a_failed_subtask_is_retried_then_succeeds(tmp_path: Path) -> None:
+    Lab.calls.clear()
+    planner = make_planner(tmp_path)
+    task, events = await run(
+        planner,
+        {
+            "input": "r",
+            "workflow": {"kind": "parallel", "steps": [{"skill": "flaky", "input": "once"}]},
+        },
+    )
+    assert task["state"] == "completed"
+    assert task["subtasks"][0]["attempts"] == 2 and task["result"] == "ok after 2"
+    assert [e["data"]["attempt"] for e in events if e["kind"] == "subtask_started"] == [1, 2]
+
+
+async def test_a_required_failure_fails_the_task_with_the_reason(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path)
+    task, _ = await run(
+        planner,
+        {
+            "input": "f",
+            "max_attempts": 2,
+            "workflow": {"kind": "sequential", "steps": [{"skill": "broken"}, {"skill": "join"}]},
+        },
+    )
+    assert task["state"] == "failed"
+    assert "subtask 's1' failed" in task["error"] and "broken on purpose" in task["error"]
+    subs = {s["id"]: s for s in task["subtasks"]}
+    assert subs["s1"]["attempts"] == 2 and subs["s2"]["state"] == "skipped"
+
+
+@pytest.mark.parametrize(
+    ("workflow", "problem"),
+    [
+        (
+            {
+                "kind": "graph",
+                "steps": [
+                    {"id": "a", "skill": "join", "depends_on": ["b"]},
+                    {"id": "b", "skill": "join", "depends_on": ["a"]},
+                ],
+            },
+            "cycle: a -> b -> a",
+        ),
+        ({"kind": "parallel", "steps": [{"skill": "teleport"}]}, "unknown skill 'teleport'"),
+        ({"kind": "parallel", "steps": [{"agent": "ghost"}]}, "unknown agent 'ghost'"),
+        (
+            {"kind": "graph", "steps": [{"id": "a", "skill": "join", "depends_on": ["zz"]}]},
+            "unknown subtask 'zz'",
+        ),
+    ],
+)
+async def test_invalid_workflows_are_refused_naming_the_problem(
+    tmp_path: Path, workflow: dict[str, Any], problem: str
+) -> None:
+    planner = make_planner(tmp_path)
+    with pytest.raises(InvalidInputError, match=problem):
+        await planner.submit({"input": "x", "workflow": workflow})
+
+
+async def test_cancel_in_the_middle_stops_running_subtasks(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path)
+    task_id = await planner.submit(
+        {
+            "input": "c",
+            "workflow": {
+                "kind": "parallel",
+                "steps": [{"skill": "slow", "input": "30"}, {"skill": "slow", "input": "30"}],
+            },
+        }
+    )
+    for _ in range(100):
+        if (await planner.get(task_id))["state"] == "running":
+            break
+        await asyncio.sleep(0.02)
+    canceled = await planner.cancel(task_id)
+    assert canceled["state"] == "canceled"
+    assert {s["state"] for s in canceled["subtasks"]} == {"canceled"}
+    events = [e async for e in planner.stream_events(task_id)]
+    assert events[-1]["kind"] == "final" and events[-1]["data"]["state"] == "canceled"
+    with pytest.raises(InvalidInputError, match="already canceled"):
+        await planner.cancel(task_id)
+
+
+async def test_events_resume_after_a_seq_and_tasks_page(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path)
+    ids = []
+    for i in range(3):
+        task, _ = await run(
+            planner,
+            {
+                "input": f"t{i}",
+                "user_id": "ann",
+                "workflow": {
+                    "kind": "parallel",
+                    "steps": [{"skill": "uppercase", "input": "uppercase: x"}],
+                },
+            },
+        )
+        ids.append(task["task_id"])
+    tail = [e async for e in planner.stream_events(ids[0], after_seq=2)]
+    assert [e["seq"] for e in tail] == [3, 4]
+    first = await planner.list(user_id="ann", limit=2)
+    second = await planner.list(user_id="ann", limit=2, cursor=first["next_cursor"])
+    listed = [t["task_id"] for t in first["tasks"] + second["tasks"]]
+    assert sorted(listed) == sorted(ids) and second["next_cursor"] is None
+    await planner.delete(ids[0])
+    with pytest.raises(TaskNotFound):
+        await planner.get(ids[0])
+
+
+async def test_llm_plans_a_request_against_the_registry_skills(
+    tmp_path: Path,
+    model_server: ModelServerHandle,  # noqa: F811
+) -> None:
+    planner = make_planner(tmp_path, LLMConfig(base_url=model_server.base_url))
+    task, events = await run(
+        planner, {"input": "uppercase: hello planner, then count the words of it"}
+    )
+    planned = next(e for e in events if e["kind"] == "planned")["data"]
+    assert planned["source"] == "llm" and len(planned["subtasks"]) == 2
+    assert [s["skill"] for s in planned["subtasks"]] == ["uppercase", "word_count"]
+    assert task["state"] == "completed"
+    assert task["usage"]["prompt_tokens"] > 0
+
+
+async def test_a_one_clause_request_is_routed_without_planning(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path)  # no LLM configured: routing must not need one
+    task, events = await run(planner, {"input": "uppercase: just this"})
+    planned = next(e for e in events if e["kind"] == "planned")["data"]
+    assert planned["source"] == "route" and planned["routed"]
+    assert task["result"] == "JUST THIS"
