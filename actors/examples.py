@@ -56,3 +56,21 @@ class TextAgent(Agent):
         if not ctx.history:
             return NeedsInput("What is your name?")
         return f"Hello, {ctx.text.strip()}!"
+
+
+class SleepAgent(Agent):
+    """Sleeps for a while and says so: a stand-in for work of known length (benchmarks)."""
+
+    name = "sleeper"
+
+    @skill(tags=["sleep", "wait", "benchmark"], examples=["0.05"])
+    async def sleep(self, ctx: SkillContext) -> str:
+        """Sleep for the seconds given first in the text (0 if none), then answer."""
+        words = ctx.text.split()
+        try:
+            seconds = float(words[0]) if words else 0.0
+        except ValueError:
+            seconds = 0.0
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+        return f"slept {seconds:g}"
