@@ -47,6 +47,7 @@ class AgentInfo:
     skills: set[str]
     capacity: int  # concurrency x replicas (a large number when unlimited)
     endpoint: AgentEndpoint
+    replicas: int = 1
     healthy: bool = True
     load: int = 0  # subtasks outstanding from this planner
 
@@ -226,8 +227,14 @@ class TaskRun:
                 },
             )
         for (agent_name, skill), items in groups.items():
-            for start in range(0, len(items), MAX_BATCH):
-                chunk = items[start : start + MAX_BATCH]
+            # One message per replica at least (the endpoint sends each to the least
+            # busy replica), and none over MAX_BATCH items.
+            parts = max(
+                -(-len(items) // MAX_BATCH), min(len(items), self.pool.agents[agent_name].replicas)
+            )
+            size = -(-len(items) // parts)
+            for start in range(0, len(items), size):
+                chunk = items[start : start + size]
                 task = asyncio.get_running_loop().create_task(
                     self._send(agent_name, skill, chunk), name=f"dispatch-{self.task_id}"
                 )
