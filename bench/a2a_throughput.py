@@ -93,7 +93,12 @@ def run_ingress(levels: list[int], duration: float, mode: str) -> tuple[dict, di
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    ray.init(namespace="actorchestra-bench", include_dashboard=False, logging_level="ERROR")
+    ray.init(
+        address="local",
+        namespace="actorchestra-bench",
+        include_dashboard=False,
+        logging_level="ERROR",
+    )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(
