@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from actorchestra.actors.llm.client import LLMClient
+from actorchestra.actors.llm.errors import LLMError
 from actorchestra.actors.planner.graph import plan_problems
 from actorchestra.actors.planner.models import Plan, Subtask
 from actorchestra.protocol.errors import InvalidInputError
@@ -135,13 +136,18 @@ async def synthesize(
     rendered = "\n\n".join(f"[{sid}]\n{_text(out)}" for sid, out in outputs)
     if llm is None:
         return rendered, {}
-    result = await llm.complete(
-        [
-            {"role": "system", "content": _SYNTH_SYSTEM},
-            {"role": "user", "content": f"Request: {request}\n\nResults:\n{rendered}"},
-        ],
-        agent="planner",
-    )
+    try:
+        result = await llm.complete(
+            [
+                {"role": "system", "content": _SYNTH_SYSTEM},
+                {"role": "user", "content": f"Request: {request}\n\nResults:\n{rendered}"},
+            ],
+            agent="planner",
+        )
+    except LLMError as e:
+        # The subtasks succeeded: their joined outputs still answer the request.
+        logger.warning("synthesis model unavailable, answering with the joined outputs: %s", e)
+        return rendered, {"synthesis": f"joined outputs (model unavailable: {e.message})"}
     usage = {
         "prompt_tokens": result.usage.prompt_tokens,
         "completion_tokens": result.usage.completion_tokens,

@@ -46,6 +46,7 @@ from actorchestra.protocol.errors import ActorchestraError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
+ORCHESTRATOR = "orchestrator"
 _UNLIMITED = 256  # capacity of an agent replica without a concurrency limit
 
 
@@ -107,8 +108,10 @@ class Planner:
                 return
             rows = await self._registry()
             for row in rows:
-                if row.get("kind") != "local":
-                    continue  # third-party agents: reached through their own URL, not yet here
+                if row.get("kind") != "local" or row["name"] == ORCHESTRATOR:
+                    # third-party agents are reached through their own URL (not yet from
+                    # here); the orchestrator hands tasks to this planner: never a step.
+                    continue
                 name = row["name"]
                 replicas = len(row.get("replicas", [])) or 1
                 capacity = (row.get("concurrency") or _UNLIMITED) * replicas
@@ -249,6 +252,8 @@ class Planner:
             return {sid: out for sid, out in done}
         text, usage = await synthesize(self._llm, active.request.input, done)
         active.add_usage(usage)
+        if "synthesis" in usage:
+            active.notes.append(str(usage["synthesis"]))
         return text
 
     def _set_state(self, active: _Active, state: TaskState, plan: Plan | None = None) -> None:
@@ -444,6 +449,7 @@ class _Active:
         self.result: Any = None
         self.error: str | None = None
         self.usage = Usage()
+        self.notes: list[str] = []
         self.created_at = self.updated_at = now
         self.finished_at: float | None = None
 
