@@ -1,0 +1,166 @@
+"""The Python client of the task API.
+
+    async with Client("http://127.0.0.1:8000") as client:
+        task = await client.run("research X and then write a summary",
+                                on_event=lambda e: print(e["kind"], e["data"]))
+        print(task["state"], task["result"])
+
+`events` follows the live stream and, if the connection drops, reconnects with
+`Last-Event-ID` so no event is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+OnEvent = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+class ClientError(Exception):
+    """The runtime refused a request; `status` is the HTTP status, `message` its reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class Client:
+    def __init__(
+        self, base_url: str = "http://127.0.0.1:8000", http: httpx.AsyncClient | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        r = await self._http.request(method, f"{self.base_url}{path}", **kwargs)
+        if r.status_code >= 400:
+            raise ClientError(r.status_code, _reason(r))
+        return r.json() if r.content else None
+
+    async def submit(
+        self,
+        input: str,
+        *,
+        workflow: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Submit a task; returns its id at once."""
+        body: dict[str, Any] = {"input": input, **options}
+        for key, value in (
+            ("workflow", workflow),
+            ("user_id", user_id),
+            ("session_id", session_id),
+        ):
+            if value is not None:
+                body[key] = value
+        return (await self._json("POST", "/v1/tasks", json=body))["task_id"]
+
+    async def get(self, task_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/v1/tasks/{task_id}")
+
+    async def list(self, **filters: Any) -> dict[str, Any]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return await self._json("GET", "/v1/tasks", params=params)
+
+    async def cancel(self, task_id: str) -> dict[str, Any]:
+        return await self._json("POST", f"/v1/tasks/{task_id}/cancel")
+
+    async def delete(self, task_id: str) -> None:
+        await self._json("DELETE", f"/v1/tasks/{task_id}")
+
+    async def events(
+        self, task_id: str, after: int = 0, reconnects: int = 5
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The task's events from after `after` until its final one, resuming on drops."""
+        last, attempts = after, 0
+        while True:
+            try:
+                async for event in self._sse(task_id, last):
+                    last, attempts = event["seq"], 0
+                    yield event
+                    if event["kind"] == "final":
+                        return
+                return  # the stream ended without a final event: the task is gone
+            except (httpx.TransportError, httpx.RemoteProtocolError) as e:
+                attempts += 1
+                if attempts > reconnects:
+                    raise
+                logger.info("event stream dropped (%r); resuming after %d", e, last)
+                await asyncio.sleep(min(0.2 * 2**attempts, 5))
+
+    async def _sse(self, task_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after)}
+        url = f"{self.base_url}/v1/tasks/{task_id}/events"
+        async with self._http.stream("GET", url, headers=headers) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                raise ClientError(r.status_code, _reason(r))
+            data: list[str] = []
+            async for line in r.aiter_lines():
+                if line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif not line and data:
+                    yield json.loads("\n".join(data))
+                    data = []
+
+    async def wait(
+        self, task_id: str, on_event: OnEvent | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Follow the task to its end, calling `on_event` for each event; returns the task."""
+
+        async def follow() -> None:
+            async for event in self.events(task_id):
+                if on_event is not None:
+                    maybe = on_event(event)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
+
+        await asyncio.wait_for(follow(), timeout)
+        return await self.get(task_id)
+
+    async def run(
+        self,
+        input: str,
+        on_event: OnEvent | None = None,
+        timeout: float | None = None,
+        **submit_options: Any,
+    ) -> dict[str, Any]:
+        """Submit and wait: the finished task (its state, result, subtasks, usage)."""
+        task_id = await self.submit(input, **submit_options)
+        return await self.wait(task_id, on_event, timeout)
+
+
+def _reason(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:500]
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if "detail" in body:
+            return json.dumps(body["detail"])
+    return json.dumps(body)[:500]
