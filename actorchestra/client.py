@@ -126,7 +126,7 @@ class Client:
                     data = []
 
     async def wait(
-        self, task_id: str, on_event: OnEvent | None = None, timeout: float | None = None
+        self, task_id: str, on_event: OnEvent | None = None, timeout_s: float | None = None
     ) -> dict[str, Any]:
         """Follow the task to its end, calling `on_event` for each event; returns the task."""
 
@@ -137,19 +137,19 @@ class Client:
                     if asyncio.iscoroutine(maybe):
                         await maybe
 
-        await asyncio.wait_for(follow(), timeout)
+        await asyncio.wait_for(follow(), timeout_s)
         return await self.get(task_id)
 
     async def run(
         self,
         input: str,
         on_event: OnEvent | None = None,
-        timeout: float | None = None,
+        timeout_s: float | None = None,
         **submit_options: Any,
     ) -> dict[str, Any]:
         """Submit and wait: the finished task (its state, result, subtasks, usage)."""
         task_id = await self.submit(input, **submit_options)
-        return await self.wait(task_id, on_event, timeout)
+        return await self.wait(task_id, on_event, timeout_s)
 
 
 def _reason(r: httpx.Response) -> str:
