@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ import httpx
 import yaml
 
 from actorchestra.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 BUILDER = "actorchestra.serve_apps.builder:build_app"
 
@@ -50,6 +53,38 @@ _RUNTIME_SETTING = {
     "probe_timeout_s": "probe_timeout_s",
 }
 _AGENT_SETTING = {"max_tasks": "max_tasks_per_replica", "push_allowed_hosts": "allowed_hosts"}
+# runtime.agent.llm / runtime.agent.tools keys -> their settings
+_LLM_SETTING = {
+    "base_url": "llm_base_url",
+    "api_key": "llm_api_key",
+    "organization": "llm_organization",
+    "model": "llm_model",
+    "embedding_model": "llm_embedding_model",
+    "agent_models": "llm_agent_models",
+    "timeout_s": "llm_timeout_s",
+    "max_retries": "llm_max_retries",
+    "prices": "llm_prices",
+}
+_TOOLS_SETTING = {
+    "allowed_hosts": "allowed_hosts",
+    "call_timeout_s": "tool_timeout_s",
+    "http_timeout_s": "http_tool_timeout_s",
+    "python_wall_s": "python_tool_wall_s",
+    "python_memory_mb": "python_tool_memory_mb",
+}
+_AGENT_SECTIONS = {"llm": _LLM_SETTING, "tools": _TOOLS_SETTING}
+
+
+def _merge_section(
+    target: dict[str, Any],
+    from_file: dict[str, Any],
+    setting_of: dict[str, str],
+    explicit: set[str],
+) -> None:
+    """File values replace defaults, except where the matching setting was set explicitly."""
+    for key, value in from_file.items():
+        if setting_of.get(key) not in explicit:
+            target[key] = value
 
 
 def merged_args(
@@ -62,14 +97,17 @@ def merged_args(
     public URL when neither the environment nor the file gives one.
     """
     args = dict(app.get("args") or {})
-    explicit = settings.model_fields_set
+    # A variable set to nothing (`ACTORCHESTRA_LLM_BASE_URL=`) leaves the file its say.
+    explicit = {f for f in settings.model_fields_set if getattr(settings, f) is not None}
     runtime = settings.runtime_options()
     if default_public_url and not explicit & {"public_url", "host", "port"}:
         runtime["public_url"] = default_public_url
     for key, value in dict(args.get("runtime") or {}).items():
         if key == "agent" and isinstance(value, dict):
             for sub, sub_value in value.items():
-                if _AGENT_SETTING.get(sub) not in explicit:
+                if sub in _AGENT_SECTIONS and isinstance(sub_value, dict):
+                    _merge_section(runtime["agent"][sub], sub_value, _AGENT_SECTIONS[sub], explicit)
+                elif _AGENT_SETTING.get(sub) not in explicit:
                     runtime["agent"][sub] = sub_value
         elif _RUNTIME_SETTING.get(key) not in explicit:
             if key == "public_url" and explicit & {"host", "port"}:
@@ -147,10 +185,12 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
     connect_ray(settings, start_if_missing=True)
     serve.start(http_options={"host": host, "port": port})
     names: list[str] = []
+    llm_lines: list[str] = []
     for app in config["applications"]:
         if app.get("import_path") != BUILDER:
             raise SystemExit(f"application {app.get('name')!r}: import_path must be {BUILDER}")
         args = merged_args(app, settings, default_public_url)
+        llm_lines.append(_llm_endpoint(args["runtime"], settings))
         print(f"deploying application {app.get('name', 'actorchestra')!r} ...", flush=True)
         serve.run(
             build_app(args),
@@ -166,13 +206,43 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
     print(f"\nactorchestra is up: {base}")
     print(f"  health       {base}/health")
     print(f"  agents       {base}/v1/agents")
+    print(f"  chat         {base}/v1/chat")
     print(f"  API docs     {base}/docs")
     for name in names:
         print(f"  agent {name:<8} {base}/a2a/{name}/.well-known/agent-card.json")
+    for line in dict.fromkeys(llm_lines):
+        print(f"  LLM          {line}")
     print(
         f"  Ray dashboard http://127.0.0.1:{settings.dashboard_port}  (token: `ray get-auth-token`)"
     )
     return 0
+
+
+def _llm_endpoint(runtime: dict[str, Any], settings: Settings) -> str:
+    """Make sure the agents have a model endpoint; start the offline server if none is set.
+
+    Fills `runtime.agent.llm.base_url` and `runtime.llm_offline` in place and returns the
+    line `up` prints about it.
+    """
+    llm = runtime["agent"]["llm"]
+    if llm.get("base_url"):
+        runtime.setdefault("llm_offline", False)
+        return f"{llm['base_url']}  (model {llm.get('model')})"
+    from actorchestra.serve_apps.model_server.actor import (
+        OfflineModelServerError,
+        ensure_offline_model_server,
+    )
+
+    try:
+        server = ensure_offline_model_server(runtime["namespace"], settings.llm_offline_port)
+    except OfflineModelServerError as e:
+        raise SystemExit(str(e)) from None
+    llm["base_url"] = server.base_url
+    runtime["llm_offline"] = True
+    note = f"no LLM endpoint configured: using the offline model server at {server.base_url}"
+    logger.info(note)
+    print(note, flush=True)
+    return f"{server.base_url}  (offline model server; ACTORCHESTRA_LLM_BASE_URL sets a real one)"
 
 
 def _wait_healthy(base: str, timeout_s: float) -> None:
@@ -204,6 +274,10 @@ def cmd_down(settings: Settings) -> int:
         print("no Ray cluster is running; nothing to stop")
         state.unlink(missing_ok=True)
         return 0
+    from actorchestra.serve_apps.model_server.actor import stop_offline_model_server
+
+    if stop_offline_model_server(settings.namespace):
+        print("stopped the offline model server")
     if started:
         # The whole cluster goes: no need to wind Serve down piece by piece first.
         ray.shutdown()
@@ -232,6 +306,11 @@ def cmd_status(settings: Settings) -> int:
     body = r.json()
     print(f"runtime  {settings.ingress_url}  {body.get('status')}")
     print(f"active tasks  {body.get('active_tasks', '?')}")
+    llm = body.get("llm")
+    if llm:
+        kind = "offline model server" if llm.get("offline") else "model endpoint"
+        state = f"reachable, {llm.get('latency_ms')} ms" if llm.get("reachable") else "unreachable"
+        print(f"LLM  {llm.get('base_url')}  ({kind}, model {llm.get('model')}, {state})")
     for name, health in (body.get("agents") or {}).items():
         print(f"  {name:<16} {health}")
     return 0 if r.status_code == 200 else 1

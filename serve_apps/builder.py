@@ -25,4 +25,6 @@ def build_app(args: dict[str, Any]) -> Application:
         # One log line per request costs more than forwarding an echo request does.
         logging_config={"enable_access_log": False},
     )
-    return deployment.bind(config.model_dump(mode="json"))
+    # Python mode, not JSON: JSON mode writes SecretStr values (the LLM API key) as
+    # "**********", and the replicas would get the mask instead of the key.
+    return deployment.bind(config.model_dump())

@@ -21,7 +21,16 @@ class RuntimeOptions(BaseModel):
     health_interval_s: float = Field(default=1.0, gt=0)
     probe_timeout_s: float = Field(default=2.0, gt=0)
     card_cache_control: str = "public, max-age=60"
+    llm_offline: bool = Field(
+        default=False,
+        description="agent.llm.base_url is the offline model server `up` started (for /health)",
+    )
     agent: AgentRuntimeOptions = Field(default_factory=AgentRuntimeOptions)
+    data_dir: str = Field(
+        default=".actorchestra", description="where the planner keeps task history (DuckDB)"
+    )
+    subtask_timeout_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=10)
 
 
 class AppConfig(BaseModel):

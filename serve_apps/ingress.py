@@ -20,6 +20,8 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actorchestra.actors.endpoint import LocalAgentEndpoint
+from actorchestra.actors.planner.actor import ensure_planner
+from actorchestra.actors.planner.service import ORCHESTRATOR, PlannerOptions
 from actorchestra.actors.runtime import (
     RegistryHandle,
     ensure_agent,
@@ -27,11 +29,14 @@ from actorchestra.actors.runtime import (
     local_endpoint,
     register_agent,
 )
+from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.codec import unpack
 from actorchestra.protocol.errors import ActorchestraError, InvalidInputError, error_body
 from actorchestra.serve_apps.a2a_routes import mount_agent
 from actorchestra.serve_apps.config import AppConfig
+from actorchestra.serve_apps.llm_routes import LLMEndpoint, mount_llm_routes
 from actorchestra.serve_apps.middleware import RequestGuard, error_payload
+from actorchestra.serve_apps.task_routes import add_task_routes
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,28 @@ class Ingress:
             await register_agent(self.registry, spec, handles)
             self.endpoints[spec.name] = local_endpoint(spec, handles)
             self.cards[spec.name] = unpack(await handles[0].get_card.remote())
+        self.llm = LLMEndpoint(rt.agent.llm, offline=rt.llm_offline)
+        self.planner = ensure_planner(
+            rt.namespace,
+            PlannerOptions(
+                data_dir=rt.data_dir,
+                llm=rt.agent.llm,
+                subtask_timeout_s=rt.subtask_timeout_s,
+                max_attempts=rt.max_attempts,
+            ),
+        )
+        # The runtime itself, as an A2A agent: hands tasks to the planner.
+        orchestrator = AgentSpec(
+            name=ORCHESTRATOR,
+            cls="actorchestra.actors.orchestrator:OrchestratorAgent",
+            options={"namespace": rt.namespace},
+        )
+        handles = ensure_agent(
+            orchestrator, rt.namespace, self.config.agent_base_url(ORCHESTRATOR), rt.agent
+        )
+        await register_agent(self.registry, orchestrator, handles)
+        self.endpoints[ORCHESTRATOR] = local_endpoint(orchestrator, handles)
+        self.cards[ORCHESTRATOR] = unpack(await handles[0].get_card.remote())
         self.started_at = time.time()
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -74,6 +101,8 @@ def build_fastapi(ingress: Ingress) -> Any:
         version="0.1.0",
     )
     _runtime_routes(app, ingress)
+    mount_llm_routes(app, ingress.endpoints, ingress.llm)
+    add_task_routes(app, ingress.planner)
     for name, endpoint in ingress.endpoints.items():
         mount_agent(
             app, name, ingress.cards[name], endpoint, ingress.config.runtime.card_cache_control
@@ -111,6 +140,8 @@ def _runtime_routes(app: FastAPI, ingress: Ingress) -> None:
             "uptime_s": round(time.time() - ingress.started_at, 1),
             "active_tasks": sum(a["in_flight"] for a in agents),
             "agents": {a["name"]: a["health"] for a in agents},
+            # reported, not judged: agents without a model work while the model is down
+            "llm": await ingress.llm.health(),
         }
         return JSONResponse(body, status_code=503 if status == "unhealthy" else 200)
 

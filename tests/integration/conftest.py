@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from actorchestra.serve_apps.model_server import ModelServerHandle
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "actorchestra-test"
@@ -40,6 +44,7 @@ class Runtime:
     base_url: str
     namespace: str
     agents: dict[str, int]  # name -> replicas
+    model_server: ModelServerHandle  # the offline model server the LLM agents call
 
     def card_url(self, agent: str) -> str:
         return f"{self.base_url}/a2a/{agent}/.well-known/agent-card.json"
@@ -50,6 +55,13 @@ def test_agents() -> list[dict[str, Any]]:
         {"name": "echo", "cls": "actorchestra.actors.examples:EchoAgent"},
         {"name": "text", "cls": "actorchestra.actors.examples:TextAgent", "replicas": 2},
         {"name": "lab", "cls": "tests.agents:LabAgent"},
+        {"name": "sleeper", "cls": "actorchestra.actors.examples:SleepAgent", "replicas": 2},
+        {
+            "name": "writer",
+            "cls": "actorchestra.actors.llm_agent:LLMAgent",
+            # short flushes: streamed tokens reach the test without waiting
+            "options": {"role": "writer", "stream_flush_ms": 10},
+        },
     ]
 
 
@@ -58,6 +70,7 @@ def ray_session() -> Iterator[None]:
     import ray
 
     ray.init(
+        address="local",  # our own cluster, never a running `ray start` one
         namespace=NAMESPACE,
         include_dashboard=False,
         num_cpus=2,
@@ -73,10 +86,16 @@ def runtime(ray_session: None) -> Iterator[Runtime]:
     from ray import serve
 
     from actorchestra.serve_apps.builder import build_app
+    from actorchestra.serve_apps.model_server.actor import ensure_offline_model_server
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # What `actorchestra up` does when no LLM endpoint is configured (port 0: a free one);
+    # its actor starts while Serve does.
+    with ThreadPoolExecutor(1, thread_name_prefix="model-server") as pool:
+        starting = pool.submit(ensure_offline_model_server, NAMESPACE, 0)
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        model_server = starting.result()
     agents = test_agents()
     serve.run(
         build_app(
@@ -88,7 +107,18 @@ def runtime(ray_session: None) -> Iterator[Runtime]:
                     "max_body_bytes": 64 * 1024,
                     "health_interval_s": 0.5,
                     "probe_timeout_s": 1.0,
-                    "agent": {"push_allowed_hosts": ["127.0.0.1"]},
+                    "llm_offline": True,
+                    "data_dir": tempfile.mkdtemp(prefix="actorchestra-test-"),
+                    "agent": {
+                        "push_allowed_hosts": ["127.0.0.1"],
+                        "llm": {
+                            "base_url": model_server.base_url,
+                            # three attempts, short backoff: the fault tests stay quick
+                            "max_retries": 2,
+                            "backoff_initial_s": 0.05,
+                            "backoff_max_s": 0.2,
+                        },
+                    },
                 },
             }
         ),
@@ -96,8 +126,9 @@ def runtime(ray_session: None) -> Iterator[Runtime]:
         route_prefix="/",
     )
     wait_for(lambda: _healthy(base), timeout=60, what="runtime healthy")
-    yield Runtime(base, NAMESPACE, {a["name"]: a.get("replicas", 1) for a in agents})
+    yield Runtime(base, NAMESPACE, {a["name"]: a.get("replicas", 1) for a in agents}, model_server)
     serve.shutdown()
+    model_server.stop()
 
 
 def _healthy(base: str) -> bool:
@@ -181,5 +212,3 @@ def webhook() -> Iterator[Webhook]:
     yield hook
     server.should_exit = True
     thread.join(timeout=10)
-
-

@@ -134,7 +134,8 @@ async def test_unknown_agent_is_404_naming_the_known_agents(
     assert_clean(r)
     assert r.status_code == 404
     message = r.json()["error"]["message"]
-    assert "'nobody'" in message and "echo, lab, text" in message
+    assert "'nobody'" in message
+    assert all(name in message for name in runtime.agents)
 
 
 @pytest.mark.parametrize("task_id", [UNKNOWN_TASK, "r7-" + UNKNOWN_TASK[3:], "not-one-of-ours"])
