@@ -356,7 +356,41 @@ def build_parser() -> argparse.ArgumentParser:
         "agents", parents=[common], help="list agents with health, replicas and skills"
     )
     agents.add_argument("--json", action="store_true", help="print the registry rows as JSON")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="submit a task, watch each subtask live, print the result and its cost",
+    )
+    run.add_argument("input", help="the task, in words")
+    run.add_argument("--workflow", type=Path, help="JSON file with an explicit workflow")
+    run.add_argument("--user", help="user id (tasks and sessions are per user)")
+    run.add_argument("--session", help="session id")
+    run.add_argument("--no-synthesis", action="store_true", help="answer with the raw outputs")
+    run.add_argument("--timeout", type=float, default=600, help="seconds to wait (default 600)")
     return parser
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from actorchestra.run_command import run_task
+
+    body: dict[str, Any] = {"timeout_s": args.timeout}
+    if args.workflow is not None:
+        try:
+            body["workflow"] = json.loads(args.workflow.read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"cannot read the workflow file {args.workflow}: {e}") from None
+    if args.user:
+        body["user_id"] = args.user
+    if args.session:
+        body["session_id"] = args.session
+    if args.no_synthesis:
+        body["synthesize"] = False
+    try:
+        return asyncio.run(run_task(settings.ingress_url, args.input, body))
+    except httpx.HTTPError as e:
+        raise SystemExit(f"the runtime is not reachable at {settings.ingress_url}: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_down(settings)
     if args.command == "status":
         return cmd_status(settings)
+    if args.command == "run":
+        return cmd_run(settings, args)
     return cmd_agents(settings, args.json)
 
 

@@ -1,7 +1,9 @@
-"""`make demo`: start the runtime, talk to an agent with the official A2A client, stop.
+"""`make demo`: start the runtime, talk to an agent over A2A, run a team task, stop.
 
 It runs what a new user would: `actorchestra up`, discovery through the agent card,
-a streamed A2A task, then `actorchestra down`, printing every URL on the way.
+a streamed A2A task with the official client, then `actorchestra run` of a task the
+planner splits across several agents (planned by the offline model server, shown
+live), then `actorchestra down`, printing every URL on the way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from a2a.helpers import new_text_message
 from a2a.types import a2a_pb2
 
 from actorchestra import cli
+from actorchestra.run_command import run_task
 from actorchestra.settings import Settings
 
 
@@ -44,6 +47,12 @@ async def talk(base: str) -> None:
         print(f"\necho answered: {task.artifacts[0].parts[0].text!r} (task {task.id})")
 
 
+DEMO_TASK = (
+    "echo the greeting hello team, and uppercase: actors speak a2a, "
+    "then count the words of the results"
+)
+
+
 def main() -> int:
     os.environ.setdefault("ACTORCHESTRA_PORT", "8000")
     settings = Settings()
@@ -52,10 +61,12 @@ def main() -> int:
         return code
     try:
         asyncio.run(talk(settings.ingress_url))
+        print(f'\nactorchestra run "{DEMO_TASK}"\n')
+        code = asyncio.run(run_task(settings.ingress_url, DEMO_TASK, {"timeout_s": 120}))
     finally:
         print("\nstopping the runtime ...")
         cli.main(["down"])
-    return 0
+    return code
 
 
 if __name__ == "__main__":
