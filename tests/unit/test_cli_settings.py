@@ -261,7 +261,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
 
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     commands = _subcommands(cli.build_parser())
-    assert set(commands) == {"up", "down", "status", "agents"}
+    assert set(commands) == {"up", "down", "status", "agents", "run"}
     for argv in [["--help"], *([c, "--help"] for c in commands)]:
         with pytest.raises(SystemExit) as caught:
             cli.build_parser().parse_args(argv)
