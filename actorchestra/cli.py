@@ -51,6 +51,7 @@ _RUNTIME_SETTING = {
     "max_body_bytes": "max_body_bytes",
     "health_interval_s": "health_interval_s",
     "probe_timeout_s": "probe_timeout_s",
+    "data_dir": "state_dir",
 }
 _AGENT_SETTING = {"max_tasks": "max_tasks_per_replica", "push_allowed_hosts": "allowed_hosts"}
 # runtime.agent.llm / runtime.agent.tools keys -> their settings

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
         """The `runtime` application args these settings imply (see serve_apps.config)."""
         return {
             "namespace": self.namespace,
+            # absolute: the planner actor's working directory is Ray's, not ours
+            "data_dir": str(self.state_dir.resolve()),
             "public_url": self.ingress_url,
             "max_body_bytes": self.max_body_bytes,
             "health_interval_s": self.health_interval_s,

@@ -77,10 +77,12 @@ def test_runtime_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTORCHESTRA_PROBE_TIMEOUT_S", "0.25")
     monkeypatch.setenv("ACTORCHESTRA_MAX_TASKS_PER_REPLICA", "50")
     monkeypatch.setenv("ACTORCHESTRA_ALLOWED_HOSTS", "localhost")
+    monkeypatch.setenv("ACTORCHESTRA_STATE_DIR", "/srv/actorchestra")
     options = Settings().runtime_options()
     llm, tools = options["agent"].pop("llm"), options["agent"].pop("tools")  # test_llm_settings
     assert options == {
         "namespace": "lab",
+        "data_dir": "/srv/actorchestra",
         "public_url": "http://127.0.0.1:8123",
         "max_body_bytes": 4096,
         "health_interval_s": 0.5,
