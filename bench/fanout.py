@@ -23,6 +23,7 @@ deployment opens the planner's channels to every replica first.
 
 Run: .venv/bin/python bench/fanout.py [--quick] [--m 50] [--n 1000] [--l 0.05]
      [--dispatch-n 5000] [--repeat 3] [--mode throughput|standard] [--path auto|http|handle]
+     [--only graph,dispatch] [--py-spy DIR (a raw py-spy profile of the planner, dispatch)]
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ class Measured:
     planner_s: float  # submission to the final event's own timestamp (planner clock)
     events: int  # events the client received
     state: str
+    error: str | None = None
 
 
 @dataclass
@@ -211,8 +213,15 @@ async def follow(
     received = time.time()
     if final is None:
         raise RuntimeError(f"task {task_id}: the event stream ended without a final event")
-    state = str(final["data"].get("state"))
-    return Measured(received - start, float(final["ts"]) - start, count, state), task_id
+    data = final["data"]
+    measured = Measured(
+        received - start,
+        float(final["ts"]) - start,
+        count,
+        str(data.get("state")),
+        data.get("error"),
+    )
+    return measured, task_id
 
 
 class HandleClient(Client):
@@ -367,7 +376,7 @@ class Deployment:
             task_body(Workload("warm-up", fan_out(self.args.m, 0), None, 0, 0))
         )
         if warm.state != "completed":
-            raise SystemExit(f"warm-up task ended {warm.state}")
+            raise SystemExit(f"warm-up task ended {warm.state}: {warm.error}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -405,7 +414,10 @@ async def run_workload(dep: Deployment, result: Result, args: argparse.Namespace
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
             await asyncio.wait_for(spy.wait(), 60)
         if measured.state != "completed":
-            raise SystemExit(f"{w.name}: the task ended {measured.state}")
+            raise SystemExit(
+                f"{w.name}: task {dep.client.last_task_id} ended {measured.state}: "
+                f"{(measured.error or '')[:2000]}"
+            )
         if attempt < args.repeat:
             result.runs.append(measured)
             result.cpu_s.update(cpu_delta(before, after))
@@ -498,6 +510,8 @@ async def run_runtime(results: list[Result], args: argparse.Namespace) -> tuple[
     path, startups = "", []
     with tempfile.TemporaryDirectory(prefix="fanout-bench-") as data_dir:
         for concurrency in (1, None):
+            if not any(r.workload.concurrency == concurrency for r in results):
+                continue
             async with Deployment(args, concurrency, data_dir) as dep:
                 assert dep.client is not None
                 path = dep.client.path
@@ -523,11 +537,18 @@ def main() -> None:
     parser.add_argument("--mode", choices=["throughput", "standard"], default="throughput")
     parser.add_argument("--path", choices=["auto", "http", "handle"], default="auto")
     parser.add_argument("--py-spy", metavar="DIR", help="record the planner during dispatch")
+    parser.add_argument(
+        "--only",
+        type=lambda v: v.split(","),
+        default=[],
+        help="comma-separated: one-at-a-time, concurrent, graph, dispatch (default: all)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.m, args.n, args.dispatch_n, args.repeat = 8, 100, 500, 2
 
-    results = [Result(w) for w in workloads(args)]
+    chosen = [w for w in workloads(args) if not args.only or w.name.split()[0] in args.only]
+    results = [Result(w) for w in chosen]
     asyncio.run(run_floor(results, args))
 
     if args.mode == "throughput":

@@ -11,11 +11,9 @@ Failures arrive as `LLMError` subclasses (see `errors`), never as `openai` excep
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from actorchestra.actors.lazy import lazy_getattr
 
-# Resolved on first use (PEP 562): every agent actor imports this package for its
-# config types and should not pay for client libraries it does not use.
+# Resolved on first use: see actors.lazy.
 _EXPORTS = {
     "ConnectionReport": "actorchestra.actors.llm.results",
     "LLMAuthError": "actorchestra.actors.llm.errors",
@@ -55,12 +53,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    # Cache it: importing a submodule binds its name here, and `agent_tool` (say) is
-    # both a submodule and the function it exports.
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
