@@ -86,8 +86,9 @@ class PlannerHandle:
         await self._call(self._h.delete.remote(task_id))
 
     async def events(self, task_id: str, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
-        async for ref in self._h.stream_events.remote(task_id, after_seq):
-            yield await self._call(ref)
+        async for ref in self._h.stream_event_batches.remote(task_id, after_seq):
+            for event in await self._call(ref):
+                yield event
 
 
 def _cause(err: RayTaskError) -> BaseException:

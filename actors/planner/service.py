@@ -117,10 +117,13 @@ class Planner:
                 capacity = (row.get("concurrency") or _UNLIMITED) * replicas
                 info = self.pool.agents.get(name)
                 if info is None:
-                    info = AgentInfo(name, set(), capacity, await self._endpoints(name, replicas))
+                    info = AgentInfo(
+                        name, set(), capacity, await self._endpoints(name, replicas), replicas
+                    )
                     self.pool.agents[name] = info
                 info.skills = {s["id"] for s in row.get("skills", [])}
                 info.capacity = capacity
+                info.replicas = replicas
                 info.healthy = row.get("health") in ("healthy", "degraded", "unknown")
             self._pool_at = time.monotonic()
 
@@ -431,13 +434,22 @@ class Planner:
         if not await self.store.delete_task(task_id):
             raise TaskNotFound(f"no task {task_id!r}")
 
+    async def stream_event_batches(
+        self, task_id: str, after_seq: int = 0
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Events in batches (a replay page, or what is queued at once): one Ray item each."""
+        if task_id not in self._runs and task_id not in self._finished:
+            await self.get(task_id)  # 404 for an unknown task (a store read, not a view)
+        finished = task_id not in self._runs
+        async for batch in self.events.read(task_id, after_seq, finished):
+            yield [event.model_dump(mode="json") for event in batch]
+
     async def stream_events(
         self, task_id: str, after_seq: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
-        await self.get(task_id)  # 404 for an unknown task
-        finished = task_id not in self._runs
-        async for event in self.events.read(task_id, after_seq, finished):
-            yield event.model_dump(mode="json")
+        async for batch in self.stream_event_batches(task_id, after_seq):
+            for event in batch:
+                yield event
 
 
 class _Active:

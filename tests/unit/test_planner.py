@@ -280,3 +280,20 @@ async def test_a_one_clause_request_is_routed_without_planning(tmp_path: Path) -
     planned = next(e for e in events if e["kind"] == "planned")["data"]
     assert planned["source"] == "route" and planned["routed"]
     assert task["result"] == "JUST THIS"
+
+
+async def test_a_fan_out_reaches_every_replica_of_the_agent(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path)
+    await planner.start()
+    await planner.refresh_pool(force=True)
+    assert planner.pool.agents["text"].replicas == 2  # learned from the registry rows
+    steps = [{"id": f"u{i}", "skill": "uppercase", "input": f"uppercase: {i}"} for i in range(40)]
+    task, _ = await run(
+        planner,
+        {"input": "spread", "synthesize": False, "workflow": {"kind": "parallel", "steps": steps}},
+    )
+    assert task["state"] == "completed"
+    # The agent-side task ids carry their replica: both replicas took a share.
+    endpoint = planner.pool.agents["text"].endpoint
+    owners = {r.replica: (await r.ping()).tasks for r in endpoint._replicas}
+    assert owners[0] > 0 and owners[1] > 0, owners
