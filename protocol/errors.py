@@ -56,6 +56,14 @@ class AgentUnavailableError(ActorchestraError):
     reason = "AGENT_UNAVAILABLE"
 
 
+class TaskNotFound(ActorchestraError):
+    """No task of that id is known to the planner."""
+
+    http_status = 404
+    jsonrpc_code = -32001
+    reason = "TASK_NOT_FOUND"
+
+
 class PayloadTooLargeError(ActorchestraError):
     """The request body is over the configured limit."""
 
@@ -71,6 +79,7 @@ _A2A_EQUIVALENT: dict[type[ActorchestraError], type[a2a_errors.A2AError]] = {
     AgentNotFoundError: a2a_errors.MethodNotFoundError,
     AgentUnavailableError: a2a_errors.InternalError,
     PayloadTooLargeError: a2a_errors.InvalidRequestError,
+    TaskNotFound: a2a_errors.TaskNotFoundError,
 }
 
 

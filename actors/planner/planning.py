@@ -18,6 +18,7 @@ from actorchestra.actors.llm.client import LLMClient
 from actorchestra.actors.llm.errors import LLMError
 from actorchestra.actors.planner.graph import plan_problems
 from actorchestra.actors.planner.models import Plan, Subtask
+from actorchestra.actors.planner.run import output_text
 from actorchestra.protocol.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ async def synthesize(
     llm: LLMClient | None, request: str, outputs: Sequence[tuple[str, Any]]
 ) -> tuple[str, dict[str, Any]]:
     """One answer from the subtask outputs (LLM when configured; else the outputs joined)."""
-    rendered = "\n\n".join(f"[{sid}]\n{_text(out)}" for sid, out in outputs)
+    rendered = "\n\n".join(f"[{sid}]\n{output_text(out)}" for sid, out in outputs)
     if llm is None:
         return rendered, {}
     try:
@@ -154,7 +155,3 @@ async def synthesize(
         "cost_usd": result.cost_usd,
     }
     return result.text, usage
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)

@@ -181,7 +181,7 @@ class TaskRun:
         if not sub.spec.depends_on:
             return sub.spec.input
         context = "\n".join(
-            f"[{dep}] {_text(self.subs[dep].output)}"
+            f"[{dep}] {output_text(self.subs[dep].output)}"
             for dep in sub.spec.depends_on
             if self.subs[dep].state == SubtaskState.COMPLETED
         )
@@ -363,7 +363,8 @@ class TaskRun:
                 stack.extend(dep.dependants)
 
 
-def _text(value: Any) -> str:
+def output_text(value: Any) -> str:
+    """A subtask output as text: strings as they are, structured outputs as JSON."""
     return value if isinstance(value, str) else json.dumps(value)
 
 

@@ -42,18 +42,12 @@ from actorchestra.actors.planner.planning import llm_plan, route, synthesize
 from actorchestra.actors.planner.run import AgentInfo, Pool, RunOptions, TaskRun
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
-from actorchestra.protocol.errors import ActorchestraError, InvalidInputError
+from actorchestra.protocol.errors import ActorchestraError, InvalidInputError, TaskNotFound
 
 logger = logging.getLogger(__name__)
 
 ORCHESTRATOR = "orchestrator"
 _UNLIMITED = 256  # capacity of an agent replica without a concurrency limit
-
-
-class TaskNotFound(ActorchestraError):
-    http_status = 404
-    jsonrpc_code = -32001
-    reason = "TASK_NOT_FOUND"
 
 
 class PlannerOptions(BaseModel):
