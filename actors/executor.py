@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,23 @@ def _agent_message(text: str, ctx: RequestContext) -> a2a_pb2.Message:
     )
 
 
-BATCH_KEY = "actorchestra.batch"  # message/request metadata: [{"id", "input", "timeout_s"}]
+# Message/request metadata of a batch: [{"id", "input", "timeout_s"}], as JSON text (or
+# a list). Text because a2a-sdk validates a request's metadata value by value: a list of
+# a thousand items costs more to check than to run. Results come back the same way:
+# each artifact's `items` metadata is JSON text of one entry per part.
+BATCH_KEY = "actorchestra.batch"
+
+
+def batch_items(value: Any) -> list[dict[str, Any]] | None:
+    """The items of a batch message's metadata value; None when it is not a batch."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, list):
+        return None
+    return [item for item in value if isinstance(item, dict)]
 
 
 async def _run_to_part(fn: Any, ctx: SkillContext) -> a2a_pb2.Part | None:
@@ -147,8 +164,8 @@ class SkillExecutor(AgentExecutor):
             _progress=progress,
         )
         fn = self.agent.skill_function(skill_id)
-        batch = metadata.get(BATCH_KEY)
-        if isinstance(batch, list):
+        batch = batch_items(metadata.get(BATCH_KEY))
+        if batch is not None:
             await self._run_batch(batch, fn, skill_ctx, updater)
             await updater.complete()
             return
@@ -171,29 +188,56 @@ class SkillExecutor(AgentExecutor):
         await self._finish(result, part, updater, context, skill_id, skill_ctx.result_metadata)
 
     async def _run_batch(
-        self, items: list[Any], fn: Any, template: SkillContext, updater: TaskUpdater
+        self, items: list[dict[str, Any]], fn: Any, template: SkillContext, updater: TaskUpdater
     ) -> None:
-        """Run one skill over many inputs: one artifact per item, as each finishes.
+        """Run one skill over many inputs; results go out as they finish, coalesced.
 
         A batch is many subtasks in one A2A message: the a2a-sdk task lifecycle costs
-        about 2 ms of CPU per message here, so a planner dispatching thousands of
-        subtasks a second sends them in batches. Items share the replica's concurrency
-        limit; an item's failure or timeout is reported in its own artifact and does
-        not fail the others.
+        about 2 ms of CPU per message here, and about as much again per event, so a
+        planner dispatching thousands of subtasks a second sends them in batches and
+        the results travel the same way: every item that finished by the time the
+        previous artifact went out shares the next one (one part per item, and the
+        artifact's `items` metadata says which item each part answers and how it went).
+        An item finishing alone goes out alone, at once. Items share the replica's
+        concurrency limit; an item's failure or timeout is reported in its own entry
+        and does not fail the others.
         """
+        base = {k: v for k, v in template.metadata.items() if k != BATCH_KEY}
+        finished: list[tuple[dict[str, Any], a2a_pb2.Part]] = []
+        flushing: asyncio.Task[None] | None = None
+        sent = 0
+
+        async def flush() -> None:
+            nonlocal flushing, sent
+            try:
+                await asyncio.sleep(0)  # items finishing in this loop turn join in
+                while finished:
+                    out = finished[:]
+                    finished.clear()
+                    sent += 1
+                    await updater.add_artifact(
+                        [part for _, part in out],
+                        artifact_id=f"items-{sent}",
+                        name=template.skill_id,
+                        metadata={"items": json.dumps([meta for meta, _ in out])},
+                        last_chunk=True,
+                    )
+            finally:
+                flushing = None
 
         async def one(item: dict[str, Any]) -> None:
+            nonlocal flushing
             item_id = str(item.get("id", ""))
             timeout = item.get("timeout_s")
-            message = a2a_pb2.Message()
-            message.CopyFrom(template.message)
-            del message.parts[:]
-            message.parts.append(a2a_pb2.Part(text=str(item.get("input", ""))))
+            message = a2a_pb2.Message(
+                message_id=template.message.message_id,
+                context_id=template.message.context_id,
+                task_id=template.message.task_id,
+                role=template.message.role,
+                parts=[a2a_pb2.Part(text=str(item.get("input", "")))],
+            )
             ctx = dataclasses.replace(
-                template,
-                message=message,
-                metadata={**template.metadata, "item": item_id},
-                result_metadata={},
+                template, message=message, metadata={**base, "item": item_id}, result_metadata={}
             )
             meta: dict[str, Any] = {"item": item_id, "ok": True}
             part: a2a_pb2.Part | None
@@ -208,17 +252,15 @@ class SkillExecutor(AgentExecutor):
                 meta.update(ctx.result_metadata)
             except TimeoutError:
                 part, meta = None, {**meta, "ok": False, "error": f"timed out after {timeout}s"}
-            except Exception as e:  # the item's failure, reported in its artifact
+            except Exception as e:  # the item's failure, reported in its entry
                 part, meta = None, {**meta, "ok": False, "error": f"{type(e).__name__}: {e}"}
-            await updater.add_artifact(
-                [part] if part is not None else [a2a_pb2.Part(text=meta.get("error", ""))],
-                artifact_id=f"item-{item_id}",
-                name=template.skill_id,
-                metadata=meta,
-                last_chunk=True,
-            )
+            finished.append((meta, part if part is not None else a2a_pb2.Part(text=meta["error"])))
+            if flushing is None:
+                flushing = asyncio.get_running_loop().create_task(flush())
 
-        await asyncio.gather(*(one(item) for item in items if isinstance(item, dict)))
+        await asyncio.gather(*(one(item) for item in items))
+        while flushing is not None:
+            await flushing
 
     async def _stream(
         self, chunks: Any, updater: TaskUpdater, skill_id: str, metadata: dict[str, Any]

@@ -23,7 +23,8 @@ deployment opens the planner's channels to every replica first.
 
 Run: .venv/bin/python bench/fanout.py [--quick] [--m 50] [--n 1000] [--l 0.05]
      [--dispatch-n 5000] [--repeat 3] [--mode throughput|standard] [--path auto|http|handle]
-     [--only graph,dispatch] [--py-spy DIR (a raw py-spy profile of the planner, dispatch)]
+     [--only graph,dispatch]
+     [--py-spy DIR (raw py-spy profiles of the planner and one agent, dispatch)]
 """
 
 from __future__ import annotations
@@ -304,8 +305,8 @@ def wait_healthy(base: str, timeout: float) -> None:
     raise SystemExit(f"{base}: the runtime was not healthy within {timeout:.0f}s")
 
 
-def planner_pid() -> int | None:
-    """The planner actor's process: Ray titles actor processes `ray::<Class>...`."""
+def actor_pid(title_prefix: bytes = b"ray::RayPlanner") -> int | None:
+    """An actor's process: Ray titles actor processes `ray::<Class>...` (the first found)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -313,7 +314,7 @@ def planner_pid() -> int | None:
             title = (proc / "cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if title.startswith(b"ray::RayPlanner"):
+        if title.startswith(title_prefix):
             return int(proc.name)
     return None
 
@@ -396,21 +397,23 @@ async def run_workload(dep: Deployment, result: Result, args: argparse.Namespace
     profile = bool(args.py_spy and w.rate_of)
     # A profiled run, when asked for, comes after the measured ones and is not counted.
     for attempt in range(args.repeat + profile):
-        spy = None
+        spies = []
         if attempt == args.repeat:
-            pid = planner_pid()
-            if pid is not None:
-                out = Path(args.py_spy) / f"planner-dispatch-{os.getpid()}.txt"
-                spy = await asyncio.create_subprocess_exec(
+            for role, prefix in (("planner", b"ray::RayPlanner"), ("agent", b"ray::RayAgentActor")):
+                pid = actor_pid(prefix)
+                if pid is None:
+                    continue
+                out = Path(args.py_spy) / f"{role}-dispatch-{os.getpid()}.txt"
+                spies.append(await asyncio.create_subprocess_exec(
                     str(Path(sys.executable).parent / "py-spy"), "record", "-f", "raw",
                     "-r", "200", "-p", str(pid), "-o", str(out), "--nonblocking",
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                )  # fmt: skip
-                await asyncio.sleep(1.0)  # py-spy attaches
+                ))  # fmt: skip
+            await asyncio.sleep(1.0)  # py-spy attaches
         before, started = cpu_snapshot(), time.perf_counter()
         measured = await dep.client.run(task_body(w))
         wall, after = time.perf_counter() - started, cpu_snapshot()
-        if spy is not None:
+        for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
             await asyncio.wait_for(spy.wait(), 60)
         if measured.state != "completed":
@@ -536,7 +539,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke sizes: M=8, N=100, 500")
     parser.add_argument("--mode", choices=["throughput", "standard"], default="throughput")
     parser.add_argument("--path", choices=["auto", "http", "handle"], default="auto")
-    parser.add_argument("--py-spy", metavar="DIR", help="record the planner during dispatch")
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="record the planner and one agent replica during dispatch"
+    )
     parser.add_argument(
         "--only",
         type=lambda v: v.split(","),

@@ -85,9 +85,16 @@ class PlannerHandle:
     async def delete(self, task_id: str) -> None:
         await self._call(self._h.delete.remote(task_id))
 
-    async def events(self, task_id: str, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
+    async def event_batches(
+        self, task_id: str, after_seq: int = 0
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The task's events as the planner batches them (one Ray item per batch)."""
         async for ref in self._h.stream_event_batches.remote(task_id, after_seq):
-            for event in await self._call(ref):
+            yield await self._call(ref)
+
+    async def events(self, task_id: str, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
+        async for batch in self.event_batches(task_id, after_seq):
+            for event in batch:
                 yield event
 
 

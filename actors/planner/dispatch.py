@@ -8,6 +8,7 @@ answers with one artifact per item as each finishes, so dependants start at once
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,12 +129,7 @@ async def send_batch(
     """Several subtasks in one batch message; returns the ids that got an outcome."""
     message = new_text_message(f"batch of {len(items)}", role=a2a_pb2.Role.ROLE_USER)
     request = a2a_pb2.SendMessageRequest(message=message)
-    meta: dict[str, Any] = {
-        BATCH_KEY: [
-            {"id": i.id, "input": i.input, **({"timeout_s": i.timeout_s} if i.timeout_s else {})}
-            for i in items
-        ]
-    }
+    meta: dict[str, Any] = {BATCH_KEY: json.dumps([_batch_entry(i) for i in items])}
     if skill:
         meta["skill"] = skill
     request.metadata.update(meta)
@@ -142,20 +138,20 @@ async def send_batch(
         if isinstance(event, a2a_pb2.Task):
             on_started(event.id)
         elif isinstance(event, a2a_pb2.TaskArtifactUpdateEvent):
-            info = MessageToDict(event.artifact.metadata)
-            item_id = str(info.get("item", ""))
-            if not item_id or item_id in done:
-                continue
-            done.add(item_id)
-            if info.get("ok"):
-                parts = [_part_value(p) for p in event.artifact.parts]
-                output = parts[0] if len(parts) == 1 else parts
-                llm = info.get("llm")
-                on_outcome(
-                    item_id, Outcome(True, output, usage=llm if isinstance(llm, dict) else {})
-                )
-            else:
-                on_outcome(item_id, Outcome(False, error=str(info.get("error") or "failed")))
+            # One artifact per flush: `items` metadata entry k answers part k.
+            raw = event.artifact.metadata.fields.get("items")
+            entries = json.loads(raw.string_value) if raw is not None and raw.string_value else []
+            for info, part in zip(entries, event.artifact.parts, strict=False):
+                item_id = str(info.get("item", ""))
+                if not item_id or item_id in done:
+                    continue
+                done.add(item_id)
+                if info.get("ok"):
+                    llm = info.get("llm")
+                    usage = llm if isinstance(llm, dict) else {}
+                    on_outcome(item_id, Outcome(True, _part_value(part), usage=usage))
+                else:
+                    on_outcome(item_id, Outcome(False, error=str(info.get("error") or "failed")))
         elif isinstance(event, a2a_pb2.TaskStatusUpdateEvent) and event.status.state in _FAILED:
             reason = get_message_text(event.status.message) or "no reason"
             for item in items:
@@ -163,6 +159,13 @@ async def send_batch(
                     done.add(item.id)
                     on_outcome(item.id, Outcome(False, error=f"the agent refused: {reason}"))
     return done
+
+
+def _batch_entry(item: Item) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": item.id, "input": item.input}
+    if item.timeout_s:
+        entry["timeout_s"] = item.timeout_s
+    return entry
 
 
 async def cancel_remote(endpoint: AgentEndpoint, a2a_task_id: str, call: CallInfo) -> None:

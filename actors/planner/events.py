@@ -1,10 +1,19 @@
-"""Task events: numbered, recorded in the history store, fanned out to live readers.
+"""Task events: numbered, published to live readers at once, recorded behind.
 
-Emitting is synchronous and cheap: events gather in a list and one flush (scheduled on
-the next loop turn) hands them to the store in a single `append_events` call, which
-assigns the per-task `seq`. Live readers get events after they are numbered. A reader
-that (re)connects subscribes first, then replays from the store, then drains its
-queue skipping what the replay covered: nothing is lost between the two.
+Emitting is synchronous and cheap: the event gets its task's next `seq` here (the
+planner creates every task it emits for, so numbering starts at 1 with the task, as
+the history store numbers them too), goes to every live reader's queue, joins the
+task's in-memory log, and waits for the next flush, which hands everything emitted
+since the last one to the store in a single `append_events` call. Readers never wait
+for the store: a busy DuckDB costs the stream nothing.
+
+A task's in-memory log lives until its final event is recorded; a reader of such a
+task replays from memory, one of an older task from the store. Either way the reader
+subscribes first, then replays, then drains its queue skipping what the replay
+covered: nothing is lost and nothing comes twice.
+
+Events are plain JSON-ready dicts (`TaskEvent` documents the shape): they are made
+once and sent as they are.
 """
 
 from __future__ import annotations
@@ -13,34 +22,66 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from actorchestra.actors.history.records import NewEvent
 from actorchestra.actors.history.store import HistoryStore
-from actorchestra.actors.planner.models import EventKind, TaskEvent
+from actorchestra.actors.planner.models import EventKind
 
 logger = logging.getLogger(__name__)
 
 _QUEUE_BOUND = 10_000  # a reader this far behind is cut off (it can reconnect and replay)
+PAGE = 1000  # events per replayed batch
+
+Event = dict[str, Any]  # {"task_id", "seq", "kind", "data", "ts"}
 
 
-class _Closed:
-    pass
+class _Reader:
+    """One live reader's inbox: events gather here until it takes them, all at once."""
 
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.closed = False  # the final event is in (or the reader was cut off)
+        self.cut_off = False
+        self.wake = asyncio.Event()
 
-_CLOSED = _Closed()
+    def put(self, event: Event) -> None:
+        if len(self.events) >= _QUEUE_BOUND:
+            self.closed = self.cut_off = True
+        else:
+            self.events.append(event)
+            self.closed = event["kind"] == EventKind.FINAL.value
+        self.wake.set()
+
+    async def take(self) -> list[Event]:
+        await self.wake.wait()
+        self.wake.clear()
+        out, self.events = self.events, []
+        return out
 
 
 class EventLog:
     def __init__(self, store: HistoryStore) -> None:
         self._store = store
-        self._pending: list[tuple[NewEvent, float]] = []
+        self._pending: list[Event] = []
         self._flush_task: asyncio.Task[None] | None = None
-        self._readers: dict[str, set[asyncio.Queue[TaskEvent | _Closed]]] = {}
+        self._live: dict[str, list[Event]] = {}  # task id -> its events, until recorded
+        self._readers: dict[str, set[_Reader]] = {}
 
     def emit(self, task_id: str, kind: EventKind, data: dict[str, Any] | None = None) -> None:
-        now = time.time()
-        self._pending.append((NewEvent(task_id=task_id, kind=kind.value, data=data or {}), now))
+        log = self._live.setdefault(task_id, [])
+        event: Event = {
+            "task_id": task_id,
+            "seq": log[-1]["seq"] + 1 if log else 1,
+            "kind": kind.value,
+            "data": data or {},
+            "ts": time.time(),
+        }
+        log.append(event)
+        self._pending.append(event)
+        for reader in self._readers.get(task_id, ()):
+            reader.put(event)
         if self._flush_task is None:
             self._flush_task = asyncio.get_running_loop().create_task(
                 self._flush(), name="planner-event-flush"
@@ -51,97 +92,111 @@ class EventLog:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                seqs = await self._store.append_events([e for e, _ in batch])
-                for (event, ts), seq in zip(batch, seqs, strict=True):
-                    self._publish(
-                        TaskEvent(
-                            task_id=event.task_id,
-                            seq=seq,
-                            kind=EventKind(event.kind),
-                            data=event.data if isinstance(event.data, dict) else {},
-                            ts=ts,
+                seqs = await self._store.append_events(
+                    [
+                        NewEvent.model_construct(  # the planner's own JSON: no revalidation
+                            task_id=e["task_id"],
+                            kind=e["kind"],
+                            data=e["data"],
+                            ts=datetime.fromtimestamp(e["ts"], UTC),
                         )
-                    )
+                        for e in batch
+                    ]
+                )
+                for event, seq in zip(batch, seqs, strict=True):
+                    if seq != event["seq"]:
+                        logger.error(
+                            "task %s: event %s was recorded as %s",
+                            event["task_id"],
+                            event["seq"],
+                            seq,
+                        )
+                    if event["kind"] == EventKind.FINAL.value:
+                        # Recorded to the end: readers from now on replay from the store.
+                        self._live.pop(event["task_id"], None)
         finally:
             self._flush_task = None
 
     async def drain(self) -> None:
-        """Wait until every emitted event is numbered and published."""
+        """Wait until every emitted event is recorded."""
         while self._flush_task is not None:
             await asyncio.shield(self._flush_task)
 
-    def _publish(self, event: TaskEvent) -> None:
-        readers = self._readers.get(event.task_id, ())
-        for queue in list(readers):
-            try:
-                queue.put_nowait(event)
-                if event.kind == EventKind.FINAL:
-                    queue.put_nowait(_CLOSED)
-            except asyncio.QueueFull:
-                readers.discard(queue)
-                logger.warning("an event reader of task %s fell behind; cut off", event.task_id)
-
     async def read(
         self, task_id: str, after_seq: int, finished: bool
-    ) -> AsyncIterator[list[TaskEvent]]:
+    ) -> AsyncIterator[list[Event]]:
         """Every event after `after_seq`, then live ones until the final event, in batches.
 
         A batch is a replay page, or whatever live events are queued at once: a reader
         far behind a fast task catches up in a few hops instead of one per event.
         """
-        queue: asyncio.Queue[TaskEvent | _Closed] = asyncio.Queue(_QUEUE_BOUND)
-        self._readers.setdefault(task_id, set()).add(queue)
+        reader = _Reader()
+        self._readers.setdefault(task_id, set()).add(reader)
         try:
             last = after_seq
-            await self.drain()
+            log = self._live.get(task_id)
+            if log is not None:
+                # No await between subscribing and this copy: the reader's inbox holds
+                # everything after it.
+                replay = [e for e in log if e["seq"] > after_seq]
+                for start in range(0, len(replay), PAGE):
+                    page = replay[start : start + PAGE]
+                    last = page[-1]["seq"]
+                    yield page
+                    if page[-1]["kind"] == EventKind.FINAL.value:
+                        return
+            else:
+                async for page in self._replay(task_id, after_seq):
+                    last = page[-1]["seq"]
+                    yield page
+                    if page[-1]["kind"] == EventKind.FINAL.value:
+                        return
+                if finished:
+                    return
             while True:
-                page = await self._store.events_after(task_id, last, 1000)
-                out: list[TaskEvent] = []
-                for record in page:
-                    last = record.seq
-                    out.append(
-                        TaskEvent(
-                            task_id=task_id,
-                            seq=record.seq,
-                            kind=EventKind(record.kind),
-                            data=record.data if isinstance(record.data, dict) else {},
-                            ts=record.ts.timestamp(),
-                        )
-                    )
-                    if record.kind == EventKind.FINAL.value:
-                        yield out
-                        return
-                if out:
-                    yield out
-                if len(page) < 1000:
-                    break
-            if finished:
-                return
-            while True:
-                items = [await queue.get()]
-                while not queue.empty():
-                    items.append(queue.get_nowait())
-                out = []
-                for item in items:
-                    if isinstance(item, _Closed):
-                        if out:
-                            yield out
-                        return
-                    if item.seq <= last:
-                        continue
-                    last = item.seq
-                    out.append(item)
-                    if item.kind == EventKind.FINAL:
-                        yield out
-                        return
-                if out:
-                    yield out
+                taken = await reader.take()
+                closed, cut_off = reader.closed, reader.cut_off  # as of what was taken
+                fresh = [e for e in taken if e["seq"] > last]
+                if fresh:
+                    last = fresh[-1]["seq"]
+                    yield fresh
+                if cut_off:
+                    logger.warning("an event reader of task %s fell behind; cut off", task_id)
+                    return
+                if closed or (fresh and fresh[-1]["kind"] == EventKind.FINAL.value):
+                    return
         finally:
             readers = self._readers.get(task_id)
             if readers is not None:
-                readers.discard(queue)
+                readers.discard(reader)
                 if not readers:
                     self._readers.pop(task_id, None)
+
+    async def _replay(self, task_id: str, after_seq: int) -> AsyncIterator[list[Event]]:
+        """Recorded events after `after_seq`, a page at a time, up to the final one."""
+        last = after_seq
+        while True:
+            page = await self._store.events_after(task_id, last, PAGE)
+            out: list[Event] = []
+            for record in page:
+                last = record.seq
+                out.append(
+                    {
+                        "task_id": task_id,
+                        "seq": record.seq,
+                        "kind": record.kind,
+                        "data": record.data if isinstance(record.data, dict) else {},
+                        "ts": record.ts.timestamp(),
+                    }
+                )
+                if record.kind == EventKind.FINAL.value:
+                    break
+            if out:
+                yield out
+                if out[-1]["kind"] == EventKind.FINAL.value:
+                    return
+            if len(page) < PAGE:
+                return
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

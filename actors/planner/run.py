@@ -38,6 +38,7 @@ from actorchestra.protocol.errors import ActorchestraError
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+SPREAD_BATCH = 64  # items per message to an agent without a concurrency limit
 _PREVIEW = 500  # characters of an output carried in events
 
 
@@ -50,6 +51,18 @@ class AgentInfo:
     replicas: int = 1
     healthy: bool = True
     load: int = 0  # subtasks outstanding from this planner
+    concurrency: int | None = None  # per replica; None: no limit
+
+    def messages_for(self, items: int) -> int:
+        """How many batch messages `items` subtasks for this agent travel in.
+
+        An agent that runs one item (or a few) at a time needs them spread over every
+        replica; one without a limit takes up to SPREAD_BATCH items per replica before
+        another replica is worth a message of its own (each message is a full A2A
+        task lifecycle on the agent). Never more than MAX_BATCH items in one message.
+        """
+        spread = items if self.concurrency else -(-items // SPREAD_BATCH)
+        return max(-(-items // MAX_BATCH), min(items, spread, self.replicas))
 
 
 class Pool:
@@ -145,6 +158,7 @@ class TaskRun:
         self._tasks: set[asyncio.Task[None]] = set()
         self._remote: dict[str, tuple[AgentEndpoint, set[str]]] = {}  # a2a task id -> items
         self._canceled = False
+        self._sweep_pending = False
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -227,11 +241,8 @@ class TaskRun:
                 },
             )
         for (agent_name, skill), items in groups.items():
-            # One message per replica at least (the endpoint sends each to the least
-            # busy replica), and none over MAX_BATCH items.
-            parts = max(
-                -(-len(items) // MAX_BATCH), min(len(items), self.pool.agents[agent_name].replicas)
-            )
+            # The endpoint sends each message to the least busy replica.
+            parts = self.pool.agents[agent_name].messages_for(len(items))
             size = -(-len(items) // parts)
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
@@ -310,6 +321,17 @@ class TaskRun:
             self.ready.append(item_id)
         else:
             self._settle(sub, SubtaskState.FAILED, error=result.error)
+        self._schedule_soon()
+
+    def _schedule_soon(self) -> None:
+        """One sweep on the next loop turn: outcomes that arrive together (a batch's
+        artifact answers many items) release their dependants in the same batch."""
+        if not self._sweep_pending:
+            self._sweep_pending = True
+            asyncio.get_running_loop().call_soon(self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweep_pending = False
         self._schedule()
 
     def _settle(self, sub: SubRun, state: SubtaskState, error: str | None = None) -> None:

@@ -118,6 +118,7 @@ class Planner:
                 info.skills = {s["id"] for s in row.get("skills", [])}
                 info.capacity = capacity
                 info.replicas = replicas
+                info.concurrency = row.get("concurrency") or None
                 info.healthy = row.get("health") in ("healthy", "degraded", "unknown")
             self._pool_at = time.monotonic()
 
@@ -277,7 +278,6 @@ class Planner:
         now = time.time()
         active.state, active.result, active.error = state, result, error
         active.updated_at = active.finished_at = now
-        view = self._view(active)
         self.events.emit(
             active.task_id,
             EventKind.FINAL,
@@ -285,13 +285,15 @@ class Planner:
                 "state": state.value,
                 "result": result,
                 "error": error,
-                "usage": view.usage.model_dump(),
+                "usage": active.usage.model_dump(),
             },
         )
+        await asyncio.sleep(0)  # readers send the final event before the records are built
+        view = self._view(active)
         finished_at = datetime.fromtimestamp(now, UTC)
         await self.store.upsert_subtasks(
             [
-                SubtaskRecord(
+                SubtaskRecord.model_construct(  # built from checked views: no revalidation
                     task_id=active.task_id,
                     subtask_id=s.id,
                     state=s.state.value,
@@ -436,7 +438,7 @@ class Planner:
             await self.get(task_id)  # 404 for an unknown task (a store read, not a view)
         finished = task_id not in self._runs
         async for batch in self.events.read(task_id, after_seq, finished):
-            yield [event.model_dump(mode="json") for event in batch]
+            yield batch
 
     async def stream_events(
         self, task_id: str, after_seq: int = 0

@@ -12,6 +12,7 @@ from actorchestra.actors.agent import Agent, SkillContext, skill
 from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.inprocess import InProcessAgentEndpoint
 from actorchestra.actors.llm.config import LLMConfig
+from actorchestra.actors.planner.run import MAX_BATCH, SPREAD_BATCH, AgentInfo
 from actorchestra.actors.planner.service import Planner, PlannerOptions, TaskNotFound
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.errors import InvalidInputError
@@ -287,7 +288,9 @@ async def test_a_fan_out_reaches_every_replica_of_the_agent(tmp_path: Path) -> N
     await planner.start()
     await planner.refresh_pool(force=True)
     assert planner.pool.agents["text"].replicas == 2  # learned from the registry rows
-    steps = [{"id": f"u{i}", "skill": "uppercase", "input": f"uppercase: {i}"} for i in range(40)]
+    # No concurrency limit: SPREAD_BATCH items per replica before the next one is used.
+    n = 2 * SPREAD_BATCH
+    steps = [{"id": f"u{i}", "skill": "uppercase", "input": f"uppercase: {i}"} for i in range(n)]
     task, _ = await run(
         planner,
         {"input": "spread", "synthesize": False, "workflow": {"kind": "parallel", "steps": steps}},
@@ -297,3 +300,18 @@ async def test_a_fan_out_reaches_every_replica_of_the_agent(tmp_path: Path) -> N
     endpoint = planner.pool.agents["text"].endpoint
     owners = {r.replica: (await r.ping()).tasks for r in endpoint._replicas}
     assert owners[0] > 0 and owners[1] > 0, owners
+
+
+def test_batches_spread_over_replicas_by_the_agents_concurrency() -> None:
+    def agent(concurrency: int | None, replicas: int) -> AgentInfo:
+        return AgentInfo("a", {"s"}, 1, None, replicas, concurrency=concurrency)  # type: ignore[arg-type]
+
+    # One at a time: every replica gets a share (never more messages than items).
+    assert agent(1, 50).messages_for(1000) == 50
+    assert agent(1, 50).messages_for(7) == 7
+    # No limit: a layer of 25 travels as one message; 1,000 items as 16 of at most 64.
+    assert agent(None, 50).messages_for(25) == 1
+    assert agent(None, 50).messages_for(1000) == 16
+    # Never over MAX_BATCH items a message, even with one replica.
+    assert agent(None, 1).messages_for(1000) == -(-1000 // MAX_BATCH)
+    assert agent(2, 1).messages_for(1000) == -(-1000 // MAX_BATCH)
