@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
+from actorchestra import local_ray
 from actorchestra.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,40 @@ def _state_file(settings: Settings) -> Path:
     return settings.state_dir / "runtime.json"
 
 
+def _read_state(path: Path) -> local_ray.RuntimeState | None:
+    """The state file; an unreadable one is reported and removed (it can point nowhere)."""
+    try:
+        return local_ray.read_state(path)
+    except local_ray.LocalRayError as e:
+        print(f"{e}\nremoving it", flush=True)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _current_state(path: Path) -> local_ray.RuntimeState | None:
+    """The state file, unless it names a cluster `up` started that is gone (then removed)."""
+    state = _read_state(path)
+    if state is not None and _is_stale(state):
+        _drop_stale(state, path)
+        return None
+    return state
+
+
+def _is_stale(state: local_ray.RuntimeState) -> bool:
+    """`up` started this cluster, and none of its recorded processes runs any more."""
+    return state.started_by_cli and state.leader is not None and not local_ray.running_parts(state)
+
+
+def _drop_stale(state: local_ray.RuntimeState, path: Path) -> None:
+    pid = state.leader.pid if state.leader else "?"
+    print(
+        f"the Ray cluster `actorchestra up` started at {state.ray_address} (pid {pid}) is "
+        f"no longer running; removing the stale state file {path}",
+        flush=True,
+    )
+    path.unlink(missing_ok=True)
+
+
 def connect_ray(settings: Settings, start_if_missing: bool) -> bool:
     """Join the configured or a reachable cluster; start a local one if allowed.
 
@@ -133,8 +167,10 @@ def connect_ray(settings: Settings, start_if_missing: bool) -> bool:
     import ray
 
     address = settings.ray_address
-    if address is None and _state_file(settings).exists():
-        address = json.loads(_state_file(settings).read_text()).get("ray_address")
+    if address is None:
+        state = _current_state(_state_file(settings))
+        if state is not None:
+            address = state.ray_address
     if address is not None:
         try:
             ray.init(address=address, namespace=settings.namespace, logging_level="ERROR")
@@ -145,11 +181,19 @@ def connect_ray(settings: Settings, start_if_missing: bool) -> bool:
     elif not start_if_missing:
         ray.init(address="auto", namespace=settings.namespace, logging_level="ERROR")
         return False
+    state = start_local_ray(settings)
+    ray.init(address=state.ray_address, namespace=settings.namespace, logging_level="ERROR")
+    return True
+
+
+def start_local_ray(settings: Settings) -> local_ray.RuntimeState:
+    """`ray start --head --block` on loopback, detached; recorded for `down` to stop."""
     address = f"127.0.0.1:{settings.ray_port}"
     cmd = [
         shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray",
         "start",
         "--head",
+        "--block",
         "--node-ip-address=127.0.0.1",
         f"--port={settings.ray_port}",
         "--dashboard-host=127.0.0.1",
@@ -158,15 +202,21 @@ def connect_ray(settings: Settings, start_if_missing: bool) -> bool:
     ]
     if settings.num_cpus is not None:
         cmd.append(f"--num-cpus={settings.num_cpus}")
-    env = {**os.environ, **settings.serve_env()}
-    print(f"starting a local Ray on {address} ...", flush=True)
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"`ray start` failed:\n{done.stdout}\n{done.stderr}")
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    _state_file(settings).write_text(json.dumps({"ray_address": address, "started_by_cli": True}))
-    ray.init(address=address, namespace=settings.namespace, logging_level="ERROR")
-    return True
+    env = {
+        **os.environ,
+        **settings.serve_env(),
+        # On SIGTERM a node first drains (up to 30 s) so work can move to other nodes;
+        # a one-node cluster has nowhere to move it to.
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+    }
+    log = settings.state_dir / "ray.log"
+    print(f"starting a local Ray on {address} (log: {log}) ...", flush=True)
+    try:
+        state = local_ray.start(cmd, env, log, address, settings.up_timeout_s)
+    except local_ray.LocalRayError as e:
+        raise SystemExit(str(e)) from None
+    local_ray.write_state(_state_file(settings), state)
+    return state
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -175,7 +225,8 @@ def connect_ray(settings: Settings, start_if_missing: bool) -> bool:
 def cmd_up(settings: Settings, config_path: Path) -> int:
     from ray import serve
 
-    from actorchestra.serve_apps.builder import build_app
+    from actorchestra.protocol.errors import ConfigError
+    from actorchestra.serve_apps.builder import build_runtime, ingress_options
 
     config = load_config(config_path)
     http = dict(config.get("http_options") or {})
@@ -183,7 +234,12 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
         http.update(host=settings.host, port=settings.port)
     host, port = http.get("host", settings.host), int(http.get("port", settings.port))
     default_public_url = f"http://{host}:{port}"
-    connect_ray(settings, start_if_missing=True)
+    for app in config["applications"]:
+        try:  # before anything starts: a typo in the overrides fails here
+            ingress_options(app.get("deployments"))
+        except ConfigError as e:
+            raise SystemExit(f"application {app.get('name')!r}: {e.message}") from None
+    started = connect_ray(settings, start_if_missing=True)
     serve.start(http_options={"host": host, "port": port})
     names: list[str] = []
     llm_lines: list[str] = []
@@ -194,7 +250,9 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
         llm_lines.append(_llm_endpoint(args["runtime"], settings))
         print(f"deploying application {app.get('name', 'actorchestra')!r} ...", flush=True)
         serve.run(
-            build_app(args),
+            # the file's `deployments:` overrides (`num_replicas` of `ingress`, ...), as
+            # `serve deploy` would apply them
+            build_runtime(args, app.get("deployments")),
             name=app.get("name", "actorchestra"),
             route_prefix=app.get("route_prefix", "/"),
         )
@@ -213,6 +271,11 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
         print(f"  agent {name:<8} {base}/a2a/{name}/.well-known/agent-card.json")
     for line in dict.fromkeys(llm_lines):
         print(f"  LLM          {line}")
+    if started:
+        state = local_ray.read_state(_state_file(settings))
+        pid = state.leader.pid if state and state.leader else "?"
+        where = f"127.0.0.1:{settings.ray_port}"
+        print(f"  Ray          {where}  (pid {pid}, started by `up`; `down` stops it)")
     print(
         f"  Ray dashboard http://127.0.0.1:{settings.dashboard_port}  (token: `ray get-auth-token`)"
     )
@@ -262,36 +325,66 @@ def _wait_healthy(base: str, timeout_s: float) -> None:
 
 
 def cmd_down(settings: Settings) -> int:
+    path = _state_file(settings)
+    state = _read_state(path)
+    if state is not None and state.started_by_cli:
+        if state.leader is not None:
+            return _stop_local_ray(state, path)
+        print(
+            f"the state file {path} comes from an older `actorchestra up` and names no "
+            "process to stop; removing the runtime only (`ray stop` would stop every Ray "
+            "on this machine)",
+            flush=True,
+        )
+    return _remove_runtime(settings, path)
+
+
+def _stop_local_ray(state: local_ray.RuntimeState, path: Path) -> int:
+    """Stop exactly the cluster `up` started: its process group and what runs under it."""
+    if _is_stale(state):
+        _drop_stale(state, path)
+        return 0
+    pid = state.leader.pid if state.leader else "?"
+    print(
+        f"stopping the Ray cluster `actorchestra up` started at {state.ray_address} "
+        f"(pid {pid}, process group {state.pgid}) ...",
+        flush=True,
+    )
+    try:
+        report = local_ray.stop(state)
+    except local_ray.LocalRayError as e:
+        raise SystemExit(str(e)) from None
+    if report.left:
+        left = ", ".join(f"{name} (pid {pid})" for pid, name in sorted(report.left.items()))
+        raise SystemExit(f"these processes of the cluster are still running: {left}")
+    print(f"stopped the runtime and its Ray cluster: {report.summary(state.node)}")
+    path.unlink(missing_ok=True)
+    return 0
+
+
+def _remove_runtime(settings: Settings, path: Path) -> int:
+    """A cluster `up` did not start stays up: remove the Serve apps and our actors only."""
     import ray
     from ray import serve
 
     from actorchestra.actors.runtime import kill_namespace
 
-    state = _state_file(settings)
-    started = state.exists() and json.loads(state.read_text()).get("started_by_cli")
     try:
         connect_ray(settings, start_if_missing=False)
     except ConnectionError:
         print("no Ray cluster is running; nothing to stop")
-        state.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         return 0
     from actorchestra.serve_apps.model_server.actor import stop_offline_model_server
 
     if stop_offline_model_server(settings.namespace):
         print("stopped the offline model server")
-    if started:
-        # The whole cluster goes: no need to wind Serve down piece by piece first.
-        ray.shutdown()
-        ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
-        subprocess.run([ray_bin, "stop"], capture_output=True, check=False)
-        print("stopped the runtime and the local Ray cluster started by `actorchestra up`")
-    else:
-        for app in list(serve.status().applications):
-            serve.delete(app)
-        killed = kill_namespace(settings.namespace)
-        print(f"deleted the Serve apps and {len(killed)} actors in {settings.namespace!r}")
-        ray.shutdown()
-    state.unlink(missing_ok=True)
+    for app in list(serve.status().applications):
+        serve.delete(app)
+    killed = kill_namespace(settings.namespace)
+    print(f"deleted the Serve apps and {len(killed)} actors in {settings.namespace!r}")
+    ray.shutdown()
+    path.unlink(missing_ok=True)
     return 0
 
 

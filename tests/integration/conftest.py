@@ -1,7 +1,13 @@
 """One Ray session and one Serve runtime per test run, shared by every integration test.
 
-The runtime is the real thing: the Serve ingress on 127.0.0.1, agent actors, the
-registry. Tests talk to it over HTTP with the official a2a-sdk client.
+The runtime is the real thing: the Serve ingress on 127.0.0.1 (two replicas), agent
+actors, the registry. Tests talk to it over HTTP with the official a2a-sdk client.
+
+Serve runs with direct ingress, as under `actorchestra up`'s default throughput mode:
+besides the proxy at `Runtime.base_url`, each ingress replica listens on a port of its
+own (where HAProxy would send requests), so a test can address one replica
+(`ingress_urls`). HAProxy itself stays off: it uses fixed paths under /tmp that a
+second Serve on the machine would share.
 """
 
 from __future__ import annotations
@@ -31,6 +37,14 @@ from actorchestra.serve_apps.model_server import ModelServerHandle
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "actorchestra-test"
+APP = "actorchestra"
+INGRESS_REPLICAS = 2
+# Inherited by the session's Ray processes; the drain period keeps a stopping ingress
+# replica open for load balancers to notice, which no test needs.
+SERVE_ENV = {
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
+}
 
 
 def free_port() -> int:
@@ -45,6 +59,7 @@ class Runtime:
     namespace: str
     agents: dict[str, int]  # name -> replicas
     model_server: ModelServerHandle  # the offline model server the LLM agents call
+    ingress_replicas: int = INGRESS_REPLICAS
 
     def card_url(self, agent: str) -> str:
         return f"{self.base_url}/a2a/{agent}/.well-known/agent-card.json"
@@ -69,14 +84,17 @@ def test_agents() -> list[dict[str, Any]]:
 def ray_session() -> Iterator[None]:
     import ray
 
-    ray.init(
-        address="local",  # our own cluster, never a running `ray start` one
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        num_cpus=2,
-        logging_level="WARNING",
-        runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
-    )
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in SERVE_ENV.items():
+            env.setenv(key, value)
+        ray.init(
+            address="local",  # our own cluster, never a running `ray start` one
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            num_cpus=2,
+            logging_level="WARNING",
+            runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+        )
     yield
     ray.shutdown()
 
@@ -85,7 +103,7 @@ def ray_session() -> Iterator[None]:
 def runtime(ray_session: None) -> Iterator[Runtime]:
     from ray import serve
 
-    from actorchestra.serve_apps.builder import build_app
+    from actorchestra.serve_apps.builder import INGRESS, build_runtime
     from actorchestra.serve_apps.model_server.actor import ensure_offline_model_server
 
     port = free_port()
@@ -98,7 +116,7 @@ def runtime(ray_session: None) -> Iterator[Runtime]:
         model_server = starting.result()
     agents = test_agents()
     serve.run(
-        build_app(
+        build_runtime(
             {
                 "agents": agents,
                 "runtime": {
@@ -120,15 +138,37 @@ def runtime(ray_session: None) -> Iterator[Runtime]:
                         },
                     },
                 },
-            }
+            },
+            # the config file's override format, as `actorchestra up` applies it
+            deployments=[{"name": INGRESS, "num_replicas": INGRESS_REPLICAS}],
         ),
-        name="actorchestra",
+        name=APP,
         route_prefix="/",
     )
     wait_for(lambda: _healthy(base), timeout=60, what="runtime healthy")
     yield Runtime(base, NAMESPACE, {a["name"]: a.get("replicas", 1) for a in agents}, model_server)
     serve.shutdown()
     model_server.stop()
+
+
+def ingress_urls() -> dict[str, str]:
+    """Each running ingress replica's own address: Serve's replica tag -> base URL.
+
+    Read from the Serve controller's target groups, the list HAProxy routes by (a
+    private Serve API: nothing public names a replica's port).
+    """
+    import ray
+    from ray.serve.context import _get_global_client
+
+    controller = _get_global_client()._controller
+    groups = ray.get(controller.get_target_groups.remote(app_name=APP))
+    return {
+        # target names are the replica actors': SERVE_REPLICA::<app>#<deployment>#<tag>
+        target.name.rpartition("#")[2]: f"http://127.0.0.1:{target.port}"
+        for group in groups
+        if group.protocol == "HTTP"
+        for target in group.targets
+    }
 
 
 def _healthy(base: str) -> bool:
