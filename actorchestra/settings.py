@@ -26,7 +26,12 @@ class Settings(BaseSettings):
     """Everything configurable outside the runtime config file."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ACTORCHESTRA_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="ACTORCHESTRA_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        # Errors name the variable and the problem, never the value: some hold tokens.
+        hide_input_in_errors=True,
     )
 
     config: Path | None = Field(
@@ -59,6 +64,16 @@ class Settings(BaseSettings):
         "though private or loopback",
     )
     state_dir: Path = Path(".actorchestra")
+    auth_tokens: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description="`user=token,user=token` (or a JSON object): callers are who their "
+        "`Authorization: Bearer <token>` says; unset, the runtime has no auth",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="key that signs the chat session ids issued without auth; unset, a "
+        "random one kept in the state dir",
+    )
     up_timeout_s: float = 120.0
 
     # -- the LLM endpoint (runtime.agent.llm) --------------------------------------------
@@ -100,6 +115,32 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return [h.strip() for h in v.split(",") if h.strip()]
         return v
+
+    @field_validator("auth_tokens", mode="before")
+    @classmethod
+    def _auth_tokens(cls, v: Any) -> Any:
+        """`ana=<token>, bob=<token>`; a JSON object is accepted as well."""
+        if not isinstance(v, str):
+            return v
+        text = v.strip()
+        if text.startswith("{"):
+            return _json_object(text, "ACTORCHESTRA_AUTH_TOKENS")
+        pairs: dict[str, str] = {}
+        for item in filter(None, (i.strip() for i in text.split(","))):
+            user, sep, token = (p.strip() for p in item.partition("="))
+            if not sep or not user or not token:
+                # the item may hold a token: name its position, not its text
+                raise ValueError(
+                    f"ACTORCHESTRA_AUTH_TOKENS: item {len(pairs) + 1} is not `user=token` "
+                    "(pairs are separated by commas)"
+                )
+            pairs[user] = token
+        return pairs
+
+    @field_validator("session_secret", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("llm_base_url", "llm_api_key", "llm_organization", mode="before")
     @classmethod
@@ -157,6 +198,7 @@ class Settings(BaseSettings):
             "max_body_bytes": self.max_body_bytes,
             "health_interval_s": self.health_interval_s,
             "probe_timeout_s": self.probe_timeout_s,
+            **self.auth_options(),
             "agent": {
                 "max_tasks": self.max_tasks_per_replica,
                 "push_allowed_hosts": list(self.allowed_hosts),
@@ -164,6 +206,15 @@ class Settings(BaseSettings):
                 "tools": self.tools_options(),
             },
         }
+
+    def auth_options(self) -> dict[str, Any]:
+        """`runtime.auth_tokens` and `runtime.session_secret`, when set; secrets stay SecretStr."""
+        options: dict[str, Any] = {}
+        if self.auth_tokens:
+            options["auth_tokens"] = dict(self.auth_tokens)
+        if self.session_secret is not None:
+            options["session_secret"] = self.session_secret
+        return options
 
     def llm_options(self) -> dict[str, Any]:
         """The `runtime.agent.llm` section (an `LLMConfig`); the API key stays a SecretStr.

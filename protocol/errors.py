@@ -40,6 +40,26 @@ class InvalidInputError(ActorchestraError):
     reason = "INVALID_INPUT"
 
 
+class UnauthenticatedError(InvalidInputError):
+    """The runtime requires an identity for this request and the caller gave none."""
+
+    http_status = 401
+    reason = "UNAUTHENTICATED"
+
+
+class ForbiddenError(InvalidInputError):
+    """A well-formed request this caller may not make (another user's session, say)."""
+
+    http_status = 403
+    reason = "FORBIDDEN"
+
+
+class AddressRefusedError(ForbiddenError):
+    """A URL the runtime was asked to reach resolves to a private or local address."""
+
+    reason = "ADDRESS_REFUSED"
+
+
 class AgentNotFoundError(ActorchestraError):
     """No agent of that name is registered."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 
@@ -25,12 +25,40 @@ class RuntimeOptions(BaseModel):
         default=False,
         description="agent.llm.base_url is the offline model server `up` started (for /health)",
     )
+    auth_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="user -> bearer token; set, callers are who their token says (see "
+        "serve_apps.identity); empty, the runtime has no auth",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of the chat session ids issued without auth; unset, a key "
+        "kept in data_dir",
+    )
     agent: AgentRuntimeOptions = Field(default_factory=AgentRuntimeOptions)
     data_dir: str = Field(
         default=".actorchestra", description="where the planner keeps task history (DuckDB)"
     )
     subtask_timeout_s: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("auth_tokens")
+    @classmethod
+    def _strong_tokens(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        seen: set[str] = set()
+        for user, token in v.items():
+            secret = token.get_secret_value()
+            if not user.strip():
+                raise ValueError("auth_tokens: a token needs a user name")
+            if len(secret) < 16:
+                raise ValueError(
+                    f"auth_tokens: the token of {user!r} is shorter than 16 characters "
+                    "(make one with `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+                )
+            if secret in seen:
+                raise ValueError(f"auth_tokens: the token of {user!r} is another user's too")
+            seen.add(secret)
+        return v
 
 
 class AppConfig(BaseModel):

@@ -31,11 +31,17 @@ from actorchestra.actors.runtime import (
 )
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.codec import unpack
-from actorchestra.protocol.errors import ActorchestraError, InvalidInputError, error_body
+from actorchestra.protocol.errors import ActorchestraError, InvalidInputError
 from actorchestra.serve_apps.a2a_routes import mount_agent
 from actorchestra.serve_apps.config import AppConfig
+from actorchestra.serve_apps.identity import ChatIdentity, install_auth
 from actorchestra.serve_apps.llm_routes import LLMEndpoint, mount_llm_routes
-from actorchestra.serve_apps.middleware import RequestGuard, error_payload
+from actorchestra.serve_apps.middleware import (
+    RequestGuard,
+    error_payload,
+    runtime_error_response,
+)
+from actorchestra.serve_apps.served_by import ServedBy, current_replica
 from actorchestra.serve_apps.task_routes import add_task_routes
 
 logger = logging.getLogger(__name__)
@@ -65,7 +71,10 @@ class Ingress:
             await register_agent(self.registry, spec, handles)
             self.endpoints[spec.name] = local_endpoint(spec, handles)
             self.cards[spec.name] = unpack(await handles[0].get_card.remote())
-        self.llm = LLMEndpoint(rt.agent.llm, offline=rt.llm_offline)
+        self.llm = LLMEndpoint(
+            rt.agent.llm, offline=rt.llm_offline, allowed_hosts=rt.agent.tools.allowed_hosts
+        )
+        self.identity = ChatIdentity.from_options(rt.auth_tokens, rt.session_secret, rt.data_dir)
         self.planner = ensure_planner(
             rt.namespace,
             PlannerOptions(
@@ -87,6 +96,7 @@ class Ingress:
         await register_agent(self.registry, orchestrator, handles)
         self.endpoints[ORCHESTRATOR] = local_endpoint(orchestrator, handles)
         self.cards[ORCHESTRATOR] = unpack(await handles[0].get_card.remote())
+        self.replica = current_replica()  # named on every response (X-Actorchestra-Replica)
         self.started_at = time.time()
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -100,15 +110,16 @@ def build_fastapi(ingress: Ingress) -> Any:
         "under /a2a/{name}; its card at /a2a/{name}/.well-known/agent-card.json.",
         version="0.1.0",
     )
+    install_auth(app, ingress.identity.tokens)
     _runtime_routes(app, ingress)
-    mount_llm_routes(app, ingress.endpoints, ingress.llm)
+    mount_llm_routes(app, ingress.endpoints, ingress.llm, ingress.identity)
     add_task_routes(app, ingress.planner)
     for name, endpoint in ingress.endpoints.items():
         mount_agent(
             app, name, ingress.cards[name], endpoint, ingress.config.runtime.card_cache_control
         )
     _fallbacks(app, ingress)
-    return RequestGuard(app, ingress.config.runtime.max_body_bytes)
+    return ServedBy(RequestGuard(app, ingress.config.runtime.max_body_bytes), ingress.replica)
 
 
 def _runtime_routes(app: FastAPI, ingress: Ingress) -> None:
@@ -116,7 +127,7 @@ def _runtime_routes(app: FastAPI, ingress: Ingress) -> None:
 
     @app.exception_handler(ActorchestraError)
     async def _runtime_error(_: Request, exc: ActorchestraError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=exc.http_status)
+        return runtime_error_response(exc)
 
     @app.get("/health", tags=["runtime"])
     async def health() -> JSONResponse:
@@ -137,6 +148,7 @@ def _runtime_routes(app: FastAPI, ingress: Ingress) -> None:
         body = {
             "status": status,
             "ray": ray_ok,
+            "replica": ingress.replica,
             "uptime_s": round(time.time() - ingress.started_at, 1),
             "active_tasks": sum(a["in_flight"] for a in agents),
             "agents": {a["name"]: a["health"] for a in agents},

@@ -3,10 +3,14 @@
 - `GET /v1/llm/models`: the models the configured endpoint serves (502 with the reason
   when it cannot say);
 - `POST /v1/llm/test-connection`: probe the configured endpoint, or another one named in
-  the body; the answer is a report (`ok`, latency, error), never a 500;
+  the body; the answer is a report (`ok`, latency, error), never a 500. Another endpoint
+  is reached only if it is public, on the configured endpoint's origin, or allowed by
+  `ACTORCHESTRA_ALLOWED_HOSTS` (`protocol.netguard`; 403 otherwise), and never with the
+  runtime's own API key unless it is that origin;
 - `POST /v1/chat`: one turn with one agent, sent to it as an A2A message. The session id
   is the A2A contextId, so the agent sees the session's earlier turns (chat memory), and
-  `user_id` is the caller identity, so sessions are per user. JSON, or Server-Sent
+  the user is whoever `identity` says the caller is (see `serve_apps.identity`), so
+  sessions are per user and one caller cannot read another's. JSON, or Server-Sent
   Events with `"stream": true`.
 
 Model failures enter as `LLMError`s (the client translated them) and A2A failures as
@@ -20,9 +24,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import httpx
 from a2a.types import a2a_pb2
 from a2a.utils.errors import A2AError, InvalidParamsError, InvalidRequestError
 from fastapi import FastAPI, Request
@@ -39,6 +44,8 @@ from actorchestra.protocol.errors import (
     InvalidInputError,
     error_body,
 )
+from actorchestra.protocol.netguard import GuardedTransport, NetGuard, origin_entry
+from actorchestra.serve_apps.identity import ChatCaller, ChatIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,11 @@ M = TypeVar("M", bound=BaseModel)
 _PROBE_TTL_S = 5.0  # /health asks the model server at most this often
 _PROBE_TIMEOUT_S = 2.0
 _FAILED_STATES = {"failed", "rejected", "canceled"}
+_PROBE_HINT = (
+    "to probe it, add the host to ACTORCHESTRA_ALLOWED_HOSTS (runtime.agent.tools."
+    "allowed_hosts in the config file), or make it the runtime's endpoint with "
+    "ACTORCHESTRA_LLM_BASE_URL"
+)
 
 
 class LLMEndpoint:
@@ -57,9 +69,10 @@ class LLMEndpoint:
     now, not after the agents' full backoff.
     """
 
-    def __init__(self, config: LLMConfig, offline: bool) -> None:
+    def __init__(self, config: LLMConfig, offline: bool, allowed_hosts: Sequence[str] = ()) -> None:
         self.config = config
         self.offline = offline
+        self.allowed_hosts = list(allowed_hosts)
         self._client: LLMClient | None = None
         self._probe: tuple[float, ConnectionReport] | None = None
         self._probe_lock = asyncio.Lock()
@@ -91,6 +104,61 @@ class LLMEndpoint:
             body["error"] = report.error
         return body
 
+    async def probe(self, body: TestConnectionRequest) -> ConnectionReport:
+        """Test the endpoint `body` names (the configured one by default), once.
+
+        Raises `AddressRefusedError` (403) for a private or local address that is neither
+        the configured endpoint's origin nor allowed; every other failure is a report.
+        """
+        overrides = body.model_dump(exclude={"timeout_s", "base_url", "api_key"}, exclude_none=True)
+        if body.base_url is None:
+            if body.api_key is not None:
+                overrides["api_key"] = body.api_key
+            config = self.config.model_copy(update={**overrides, "max_retries": 0})
+            if not overrides:
+                return await self.client.test_connection(timeout_s=body.timeout_s)
+            async with LLMClient(config) as client:
+                return await client.test_connection(timeout_s=body.timeout_s)
+        ours = origin_entry(self.config.base_url)
+        same_origin = ours is not None and origin_entry(body.base_url) == ours
+        # The runtime's key and organization go only to the runtime's own endpoint: a
+        # caller naming another host must not receive them.
+        overrides["base_url"] = body.base_url
+        overrides["api_key"] = body.api_key or (self.config.api_key if same_origin else None)
+        if not same_origin:
+            overrides["organization"] = None
+        config = self.config.model_copy(update={**overrides, "max_retries": 0})
+        guard = NetGuard(
+            [*self.allowed_hosts, *([ours] if same_origin and ours else [])], hint=_PROBE_HINT
+        )
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(body.timeout_s):
+                await guard.check(httpx.URL(body.base_url))
+        except (OSError, TimeoutError) as e:
+            return _failed_report(
+                config,
+                started,
+                f"Cannot resolve the model server at {body.base_url}: {str(e) or 'timed out'}",
+            )
+        # The check above answers the caller clearly; the transport checks again at
+        # connect time (pinning the address) and on every redirect.
+        http = httpx.AsyncClient(
+            transport=GuardedTransport(guard), trust_env=False, follow_redirects=True
+        )
+        async with LLMClient(config, http_client=http) as client:
+            return await client.test_connection(timeout_s=body.timeout_s)
+
+
+def _failed_report(config: LLMConfig, started: float, error: str) -> ConnectionReport:
+    return ConnectionReport(
+        ok=False,
+        base_url=config.base_url,
+        model=config.model,
+        latency_s=time.perf_counter() - started,
+        error=error,
+    )
+
 
 # -- request bodies ------------------------------------------------------------------------
 
@@ -110,8 +178,16 @@ class TestConnectionRequest(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
+        if v is None:
+            return v
+        if not v.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http:// or https:// URL")
+        try:
+            host = httpx.URL(v).host
+        except httpx.InvalidURL as e:
+            raise ValueError(f"base_url is not a valid URL: {e}") from None
+        if not host:
+            raise ValueError("base_url has no host")
         return v
 
 
@@ -129,7 +205,10 @@ class ChatRequest(BaseModel):
         description="the conversation (A2A contextId); a new one when left out",
     )
     user_id: str | None = Field(
-        default=None, max_length=200, description="whose session it is (sessions are per user)"
+        default=None,
+        max_length=200,
+        description="whose session it is (sessions are per user); with auth configured, "
+        "the bearer token's user (leave it out), without, a label bound into the session id",
     )
     skill: str | None = Field(default=None, description="the agent skill to use, by id")
     stream: bool = Field(default=False, description="answer with Server-Sent Events")
@@ -170,9 +249,16 @@ def _body_doc(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 
 
 def mount_llm_routes(
-    app: FastAPI, endpoints: Mapping[str, AgentEndpoint], llm: LLMEndpoint
+    app: FastAPI,
+    endpoints: Mapping[str, AgentEndpoint],
+    llm: LLMEndpoint,
+    identity: ChatIdentity,
 ) -> None:
-    """Add the LLM and chat routes; `endpoints` are the local agents by name."""
+    """Add the LLM and chat routes; `endpoints` are the local agents by name.
+
+    `identity` decides whose chat a request is; the app must carry its auth middleware
+    (`identity.install_auth`) when it has tokens.
+    """
 
     @app.get("/v1/llm/models", tags=["llm"])
     async def list_models() -> JSONResponse:
@@ -199,20 +285,17 @@ def mount_llm_routes(
     async def test_connection(request: Request) -> JSONResponse:
         """Ask an endpoint for its models once and report: ok, latency, models, error."""
         body = await _parse(request, TestConnectionRequest, optional=True)
-        overrides = body.model_dump(exclude={"timeout_s"}, exclude_none=True)
-        config = llm.config.model_copy(update={**overrides, "max_retries": 0})
         try:
-            if overrides:
-                async with LLMClient(config) as client:
-                    report = await client.test_connection(timeout_s=body.timeout_s)
-            else:
-                report = await llm.client.test_connection(timeout_s=body.timeout_s)
+            report = await llm.probe(body)
+        except ActorchestraError:
+            raise  # a refused address: the caller's answer is the 403 saying so
         except Exception as e:  # a URL the client cannot even use: still a report
-            logger.info("test-connection to %s failed before a request: %r", config.base_url, e)
+            base_url = body.base_url or llm.config.base_url
+            logger.info("test-connection to %s failed before a request: %r", base_url, e)
             report = ConnectionReport(
                 ok=False,
-                base_url=config.base_url,
-                model=config.model,
+                base_url=base_url,
+                model=body.model or llm.config.model,
                 latency_s=0.0,
                 error=f"{type(e).__name__}: {e}",
             )
@@ -238,10 +321,11 @@ def mount_llm_routes(
         (`{"state", "message"}`), then `done` (the JSON answer) or `error`.
         """
         body = await _parse(request, ChatRequest)
+        caller = identity.caller(request, body.user_id, body.session_id)
         endpoint = endpoints.get(body.agent)
         if endpoint is None:
             raise AgentNotFoundError(f"no agent named {body.agent!r}; agents here: {known}")
-        turn = ChatTurn(body, endpoint)
+        turn = ChatTurn(body, endpoint, caller)
         if body.stream:
             return StreamingResponse(
                 turn.events(),
@@ -287,11 +371,11 @@ def _sse(event: str, data: Mapping[str, Any]) -> str:
 class ChatTurn:
     """One message to one agent, read as a reply: whole (JSON) or as it streams (SSE)."""
 
-    def __init__(self, body: ChatRequest, endpoint: AgentEndpoint) -> None:
+    def __init__(self, body: ChatRequest, endpoint: AgentEndpoint, caller: ChatCaller) -> None:
         self.body = body
         self.endpoint = endpoint
-        self.session_id = body.session_id or uuid.uuid4().hex
-        self.call = CallInfo(user=body.user_id or "")
+        self.session_id = caller.session_id
+        self.call = CallInfo(user=caller.user, authenticated=caller.authenticated)
         self.task_id = ""
         self.state = "submitted"
         self.metadata: dict[str, Any] = {}

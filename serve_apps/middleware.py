@@ -12,6 +12,10 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.responses import JSONResponse
+
+from actorchestra.protocol.errors import ActorchestraError, error_body
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -46,8 +50,15 @@ def error_payload(path: str, status: int, code: int, message: str) -> dict[str, 
     }
 
 
+def runtime_error_response(exc: ActorchestraError) -> JSONResponse:
+    """The HTTP answer to a runtime error raised by a route (its status, from the table)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
+
+
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
     404: "NOT_FOUND",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",

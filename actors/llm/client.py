@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 
@@ -38,7 +39,15 @@ Messages = Sequence[Mapping[str, Any]]
 class LLMClient:
     """One model endpoint, used by many agents; safe to share across concurrent tasks."""
 
-    def __init__(self, config: LLMConfig, client: AsyncOpenAI | None = None) -> None:
+    def __init__(
+        self,
+        config: LLMConfig,
+        client: AsyncOpenAI | None = None,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        """`client`: a shared `AsyncOpenAI` (the caller's to close); else one is built here,
+        over `http_client` if given (a guarded transport, say; closed with this client)."""
         self.config = config
         self._owns_client = client is None
         if client is None:
@@ -49,6 +58,7 @@ class LLMClient:
                 organization=config.organization,
                 timeout=config.timeout_s,
                 max_retries=0,
+                http_client=http_client,
             )
         else:
             client = client.with_options(max_retries=0)

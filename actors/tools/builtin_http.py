@@ -1,33 +1,23 @@
 """`http_get`: fetch a public web page for a model, without becoming an SSRF proxy.
 
-What it guards against, and how:
+The address policy is `protocol.netguard` (shared with the ingress's LLM probe):
+private, loopback, link-local and other non-public addresses are refused unless
+`allowed_hosts` (`ACTORCHESTRA_ALLOWED_HOSTS`) lists them, and a checked host name is
+pinned to the address that was checked (no DNS rebinding). On top of that, here:
 
-- Private, loopback, link-local, multicast, reserved, unspecified and otherwise
-  non-global addresses are refused, including IPv4 addresses hidden in IPv6
-  (IPv4-mapped, 6to4, Teredo, NAT64). The host is resolved first (non-blocking,
-  `loop.getaddrinfo`) and the request is refused if *any* address is refused.
-  `allowed_hosts` (from `ACTORCHESTRA_ALLOWED_HOSTS`) lifts the check for a host name
-  or `name:port` as written in the URL, or for any name whose addresses all equal an
-  allowed IP address (optionally `ip:port`) or fall inside an allowed CIDR network.
-- DNS rebinding: for a checked host name the request goes to the IP address that was
-  checked (the URL's host replaced by the IP, `Host` header and TLS SNI/certificate
-  check still on the name), so a second, different DNS answer is never used.
-  Residual risk: an injected `httpx.AsyncClient` configured with a proxy would let the
-  proxy connect; the default client is made with `trust_env=False` and no proxy.
 - Redirects are followed by hand, at most `http_max_redirects`, and each target is
   checked the same way before it is fetched.
 - The body is streamed and cut at `http_max_bytes` (the result says it was truncated);
   `Accept-Encoding: identity` keeps a small compressed body from inflating past that
   in a single chunk. The whole fetch, redirects included, has `http_timeout_s`.
+- The default client is made with `trust_env=False` and no proxy (a proxy would connect
+  for us, around the pinning); an injected client is trusted to be the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -36,13 +26,11 @@ from pydantic import BaseModel
 from actorchestra.actors.tools.config import ToolsConfig
 from actorchestra.actors.tools.errors import ToolError
 from actorchestra.actors.tools.registry import Tool
+from actorchestra.protocol.errors import AddressRefusedError
+from actorchestra.protocol.netguard import NetGuard, Resolver, system_resolve
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _TEXTUAL = ("json", "xml", "javascript", "yaml", "csv", "x-www-form-urlencoded")
 
 
@@ -55,90 +43,6 @@ class HttpGetResult(BaseModel):
     text: str | None
     truncated: bool
     bytes_read: int
-
-
-async def system_resolve(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to, via the loop's non-blocking getaddrinfo."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def refused_reason(address: IPAddress) -> str | None:
-    """Why `address` must not be fetched from, or None if it is public."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            inner = refused_reason(embedded)
-            if inner is not None:
-                return f"{inner} (IPv4 {embedded} inside IPv6)"
-    for check, reason in (
-        ("is_unspecified", "unspecified"),
-        ("is_loopback", "loopback"),
-        ("is_link_local", "link-local"),
-        ("is_multicast", "multicast"),
-        ("is_private", "private"),
-        ("is_reserved", "reserved"),
-    ):
-        if getattr(address, check):
-            return reason
-    if not address.is_global:
-        return "non-public"
-    return None
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def _parse_ip(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _allowed(host: str, port: int, addresses: list[IPAddress], allowed: list[str]) -> bool:
-    """Whether `allowed_hosts` lifts the address check for this host."""
-    host = host.lower()
-    for entry in allowed:
-        if entry in (host, f"{host}:{port}", f"[{host}]:{port}"):
-            return True
-        if "/" in entry:
-            try:
-                network = ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                continue
-            if all(a in network for a in addresses):
-                return True
-            continue
-        # An address entry (optionally with a port) allows every name that resolves to
-        # exactly that address: allowing an address is about where we connect.
-        address, entry_port = _split_host_port(entry)
-        ip = _parse_ip(address)
-        if ip is not None and entry_port in (None, port) and all(a == ip for a in addresses):
-            return True
-    return False
-
-
-def _split_host_port(entry: str) -> tuple[str, int | None]:
-    """`10.0.0.1:8080` -> ("10.0.0.1", 8080); `[::1]:80` -> ("::1", 80); bare -> port None."""
-    if entry.startswith("["):
-        address, _, rest = entry[1:].partition("]")
-        port = rest.removeprefix(":")
-        return address, int(port) if port.isdigit() else None
-    if entry.count(":") == 1:
-        address, _, port = entry.partition(":")
-        return address, int(port) if port.isdigit() else None
-    return entry, None
 
 
 class HttpGet:
@@ -157,7 +61,7 @@ class HttpGet:
     ) -> None:
         self._config = config
         self._client = client
-        self._resolve = resolve
+        self._guard = NetGuard(config.allowed_hosts, resolve=resolve)
 
     async def fetch(self, url: str) -> HttpGetResult:
         """GET `url` within the limits; refusals and failures raise `ToolError`."""
@@ -193,37 +97,14 @@ class HttpGet:
 
     async def _request_for(self, client: httpx.AsyncClient, url: httpx.URL) -> httpx.Request:
         """A request for `url` after its addresses pass the check, pinned to one of them."""
-        host = url.host
-        port = url.port or (443 if url.scheme == "https" else 80)
+        headers = {"User-Agent": self._config.http_user_agent, "Accept-Encoding": "identity"}
+        request = client.build_request("GET", url, headers=headers)
         try:
-            raw = await self._resolve(host, port)
+            return await self._guard.pin(request)
+        except AddressRefusedError as exc:
+            raise ToolError(exc.message) from None
         except OSError as exc:
-            raise ToolError(f"cannot resolve {host!r}: {exc}") from None
-        addresses = [a for a in (_parse_ip(r.split("%")[0]) for r in raw) if a is not None]
-        if not addresses:
-            raise ToolError(f"cannot resolve {host!r}: no addresses")
-        headers = {
-            "User-Agent": self._config.http_user_agent,
-            "Accept-Encoding": "identity",
-        }
-        if _allowed(host, port, addresses, self._config.allowed_hosts):
-            return client.build_request("GET", url, headers=headers)
-        for address in addresses:
-            reason = refused_reason(address)
-            if reason is not None:
-                raise ToolError(
-                    f"refused {url}: {host} resolves to {address}, a {reason} address "
-                    "(allow it with ACTORCHESTRA_ALLOWED_HOSTS if that is intended)"
-                )
-        if _parse_ip(host) is not None:
-            return client.build_request("GET", url, headers=headers)
-        # Pin the checked address: connect to the IP, keep the name for Host and TLS.
-        headers["Host"] = url.netloc.decode("ascii")
-        extensions: dict[str, Any] = {}
-        if url.scheme == "https":
-            extensions["sni_hostname"] = host
-        pinned = url.copy_with(host=str(addresses[0]))
-        return client.build_request("GET", pinned, headers=headers, extensions=extensions)
+            raise ToolError(f"cannot resolve {url.host!r}: {exc}") from None
 
     async def _read(self, url: httpx.URL, response: httpx.Response) -> HttpGetResult:
         limit = self._config.http_max_bytes

@@ -15,19 +15,23 @@ Why an actor and not a Serve application:
 - it is a named actor of the namespace, so `down` stops it by name (and the generic
   namespace cleanup or `ray stop` would take it anyway), and a second `up` finds it.
 
-The port is fixed by the caller (`ACTORCHESTRA_LLM_OFFLINE_PORT`, 8099 by default) so
-that a restarted actor (Ray restarts it if its process dies) listens where the agents
-already look; port 0 picks a free one, which only suits a process that never restarts
-(the integration tests).
+A restarted actor (Ray restarts it if its process dies) must listen where the agents
+already look, so its port is settled before the actor exists and passed in: the
+caller's (`ACTORCHESTRA_LLM_OFFLINE_PORT`, 8099 by default), or for port 0 a free port
+found here, on this node, once. Ray re-runs the constructor with the same arguments,
+so a restart binds that same port again, and the actor is held to this node (where
+the port was found free, and where its address is) while the node lives.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actorchestra.serve_apps.model_server.config import ModelServerConfig
 from actorchestra.serve_apps.model_server.runner import ModelServerHandle, start_model_server
@@ -59,6 +63,8 @@ class RayModelServer(ModelServerService):
     """The service as Ray runs it: on the address of the node it was placed on."""
 
     def __init__(self, config: ModelServerConfig, port: int) -> None:
+        if ray.get_runtime_context().was_current_actor_reconstructed:
+            logger.warning("offline model server restarted; listening on port %s again", port)
         super().__init__(config, ray.util.get_node_ip_address(), port)
 
 
@@ -74,9 +80,11 @@ def ensure_offline_model_server(
     """The `model-server` actor of `namespace`, started if missing; returns its handle.
 
     Idempotent: a running actor is reused as it is (with its own config and port).
-    `handle.stop()` stops and removes the actor. Needs a connected Ray driver.
+    Port 0 picks a free port now, before the actor is made, so that its restarts keep
+    it. `handle.stop()` stops and removes the actor. Needs a connected Ray driver.
     """
     config = config or ModelServerConfig()
+    port = port or free_port()
     actor = ModelServerRemote.options(
         name=MODEL_SERVER_ACTOR,
         namespace=namespace,
@@ -84,6 +92,11 @@ def ensure_offline_model_server(
         get_if_exists=True,
         max_restarts=-1,
         num_cpus=0,
+        # Here: the node whose free port and address these are. Soft: should the node
+        # go, the actor comes back elsewhere (on another address) rather than not at all.
+        scheduling_strategy=NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=True
+        ),
     ).remote(config, port)
     try:
         root_url: str = ray.get(actor.root_url.remote(), timeout=timeout_s)
@@ -95,6 +108,18 @@ def ensure_offline_model_server(
             "ACTORCHESTRA_LLM_BASE_URL at a model server."
         ) from None
     return ModelServerHandle(root_url, config.api_key, lambda: stop_offline_model_server(namespace))
+
+
+def free_port() -> int:
+    """A TCP port free on every address of this node right now.
+
+    Another process could take it before the actor binds it; the actor's start then
+    fails with the port named, as for a fixed port that is taken.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def stop_offline_model_server(namespace: str) -> bool:

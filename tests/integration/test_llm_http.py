@@ -8,6 +8,7 @@ endpoint is configured), reached by the real `openai` client inside the agent ac
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,8 +20,11 @@ from a2a.helpers import new_text_message
 from a2a.types import a2a_pb2
 
 from actorchestra.serve_apps.model_server import ModelServerHandle
-from actorchestra.serve_apps.model_server.actor import MODEL_SERVER_ACTOR
-from tests.integration.conftest import Runtime, free_port, make_client
+from actorchestra.serve_apps.model_server.actor import (
+    MODEL_SERVER_ACTOR,
+    ensure_offline_model_server,
+)
+from tests.integration.conftest import Runtime, free_port, make_client, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +89,46 @@ async def test_health_reports_the_offline_llm_endpoint(runtime: Runtime, http: h
     assert ray.get(actor.root_url.remote()) == runtime.model_server.root_url
 
 
+def _pid(actor: Any) -> int | None:
+    """The process serving `actor` now; None while it is dead or restarting."""
+    try:
+        return ray.get(actor.__ray_call__.remote(lambda _self: os.getpid()), timeout=5)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+        return None
+
+
+def _answers(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/models", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_restarted_model_server_comes_back_on_the_same_url(runtime: Runtime):
+    """Ray restarts a dead `model-server` actor where the agents already look.
+
+    Port 0 (any free port) is the hard case: the port is chosen once, before the actor
+    exists. A second model-server actor (another namespace) takes the kill, so the
+    runtime's own keeps serving the other tests.
+    """
+    namespace = f"{runtime.namespace}-restart"
+    server = ensure_offline_model_server(namespace, 0)
+    try:
+        actor = ray.get_actor(MODEL_SERVER_ACTOR, namespace=namespace)
+        before = _pid(actor)
+        assert before is not None and _answers(server.base_url)
+
+        ray.kill(actor, no_restart=False)  # what a crash looks like to Ray
+
+        wait_for(lambda: _pid(actor) not in (None, before), timeout=60, what="the actor restarted")
+        assert ray.get(actor.root_url.remote()) == server.root_url
+        wait_for(lambda: _answers(server.base_url), timeout=30, what="it answers again")
+        # And `up` run again finds it where it was.
+        assert ensure_offline_model_server(namespace, 0).root_url == server.root_url
+    finally:
+        server.stop()
+
+
 async def test_models_lists_what_the_endpoint_serves(runtime: Runtime, http: httpx.AsyncClient):
     r = await http.get(f"{runtime.base_url}/v1/llm/models")
     assert r.status_code == 200
@@ -115,19 +159,57 @@ async def test_connection_to_a_model_the_endpoint_lacks(runtime: Runtime, http: 
     assert "gpt-nonexistent" in report["error"] and "ACTORCHESTRA_LLM_MODEL" in report["error"]
 
 
-async def test_connection_to_a_closed_port_is_reported_not_a_500(
+async def test_connection_to_the_configured_endpoint_named_in_the_body(
     runtime: Runtime, http: httpx.AsyncClient
 ):
-    closed = f"http://127.0.0.1:{free_port()}/v1"
+    """The offline server is on 127.0.0.1: named explicitly, it is still ours to probe."""
     r = await http.post(
         f"{runtime.base_url}/v1/llm/test-connection",
-        json={"base_url": closed, "api_key": "sk-test", "timeout_s": 5},
+        json={"base_url": runtime.model_server.base_url},
+    )
+    assert r.status_code == 200
+    assert r.json()["ok"] is True, r.json()
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1:{free}", "loopback"),  # the ingress's own machine, another port
+        ("169.254.169.254", "link-local"),  # cloud metadata
+        ("192.168.1.1", "private"),
+    ],
+)
+async def test_connection_to_a_private_or_local_address_is_refused(
+    runtime: Runtime, http: httpx.AsyncClient, host: str, reason: str
+):
+    """The ingress must not be a way into the network it runs in (SSRF)."""
+    url = f"http://{host.format(free=free_port())}/latest/v1"
+    r = await http.post(
+        f"{runtime.base_url}/v1/llm/test-connection",
+        json={"base_url": url, "api_key": "sk-test", "timeout_s": 5},
+    )
+    assert r.status_code == 403
+    error = r.json()["error"]
+    assert error["reason"] == "ADDRESS_REFUSED"
+    assert f"a {reason} address" in error["message"]
+    # ... and says what to set to allow it.
+    assert "ACTORCHESTRA_ALLOWED_HOSTS" in error["message"]
+    assert "sk-test" not in r.text
+
+
+async def test_connection_to_a_host_that_does_not_resolve_is_reported_not_a_500(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    url = "http://model-server.invalid/v1"
+    r = await http.post(
+        f"{runtime.base_url}/v1/llm/test-connection",
+        json={"base_url": url, "api_key": "sk-test", "timeout_s": 5},
     )
     assert r.status_code == 200
     report = r.json()
     assert report["ok"] is False
-    assert report["base_url"] == closed
-    assert "Cannot reach the model server" in report["error"] and closed in report["error"]
+    assert report["base_url"] == url
+    assert f"Cannot resolve the model server at {url}" in report["error"]
     assert "sk-test" not in r.text
 
 
@@ -141,13 +223,10 @@ async def test_connection_with_a_bad_body_is_422(runtime: Runtime, http: httpx.A
 
 
 async def test_chat_answers_with_the_agents_reply(runtime: Runtime, http: httpx.AsyncClient):
-    sid = session()
-    r = await chat(
-        http, runtime, agent="writer", message="Draft a note about actors", session_id=sid
-    )
+    r = await chat(http, runtime, agent="writer", message="Draft a note about actors")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["agent"] == "writer" and body["session_id"] == sid
+    assert body["agent"] == "writer" and body["session_id"]
     assert body["state"] == "completed"
     assert body["task_id"]
     # The writer role's system prompt reached the model, and its answer came back.
@@ -174,7 +253,6 @@ async def test_chat_streams_tokens_that_add_up_to_the_reply(
         runtime,
         agent="writer",
         message="Write 300 words about actor runtimes",
-        session_id=session(),
         stream=True,
     )
     names = [name for name, _ in events]
@@ -193,18 +271,17 @@ async def test_chat_streams_tokens_that_add_up_to_the_reply(
 async def test_a_session_remembers_its_earlier_turns_per_user(
     runtime: Runtime, http: httpx.AsyncClient
 ):
-    sid = session()
     first = (
         await chat(
             http,
             runtime,
             agent="writer",
             message="My project is called Quarkfish and it schedules actors.",
-            session_id=sid,
             user_id="alice",
         )
     ).json()
     assert first["memory"]["turns_kept"] == 0
+    sid = first["session_id"]  # issued by the runtime, for alice
     question = "What did I say my project is called?"
     second = (
         await chat(http, runtime, agent="writer", message=question, session_id=sid, user_id="alice")
@@ -213,13 +290,10 @@ async def test_a_session_remembers_its_earlier_turns_per_user(
     assert second["memory"]["turns_kept"] == 2
     assert second["usage"]["prompt_tokens"] > first["usage"]["prompt_tokens"] + 20
 
-    # Bob, in a session with the same id, starts from nothing.
-    bob = (
-        await chat(http, runtime, agent="writer", message=question, session_id=sid, user_id="bob")
-    ).json()
-    assert bob["state"] == "completed"
+    # Bob, in his own session, starts from nothing.
+    bob = (await chat(http, runtime, agent="writer", message=question, user_id="bob")).json()
+    assert bob["state"] == "completed" and bob["session_id"] != sid
     assert bob["memory"]["turns_kept"] == 0
-    assert bob["usage"]["prompt_tokens"] < second["usage"]["prompt_tokens"] - 20
 
     # And alice's next turn still sees her two turns, not bob's.
     third = (
@@ -230,10 +304,40 @@ async def test_a_session_remembers_its_earlier_turns_per_user(
     assert third["memory"]["turns_kept"] == 4
 
 
+async def test_nobody_reads_a_session_they_were_not_given(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    """Without auth a user_id is only a label: the session id is what guards the memory."""
+    first = await chat(
+        http, runtime, agent="writer", message="The vault code is 9172.", user_id="alice"
+    )
+    sid = first.json()["session_id"]
+    question = "What is the vault code?"
+    attempts = [
+        {"session_id": sid, "user_id": "bob"},  # alice's session, another user
+        {"session_id": sid},  # alice's session, no user
+        {"session_id": "s1", "user_id": "alice"},  # a made-up session, alice's name
+        {"session_id": f"{sid.split('.')[0]}.{'0' * 32}", "user_id": "alice"},  # a forged tag
+    ]
+    for attempt in attempts:
+        r = await chat(http, runtime, agent="writer", message=question, **attempt)
+        assert r.status_code == 403, (attempt, r.text)
+        error = r.json()["error"]
+        assert error["reason"] == "FORBIDDEN"
+        assert "Leave session_id out to start a session" in error["message"]
+        assert "9172" not in r.text
+    # The stream is guarded the same way, before anything is streamed.
+    r = await http.post(
+        f"{runtime.base_url}/v1/chat",
+        json={"agent": "writer", "message": question, "session_id": sid, "stream": True},
+    )
+    assert r.status_code == 403
+
+
 async def test_chat_with_an_unknown_agent_is_404_naming_the_agents(
     runtime: Runtime, http: httpx.AsyncClient
 ):
-    r = await chat(http, runtime, agent="poet", message="hi", session_id=session())
+    r = await chat(http, runtime, agent="poet", message="hi")
     assert r.status_code == 404
     error = r.json()["error"]
     assert error["reason"] == "AGENT_NOT_FOUND"
@@ -307,7 +411,7 @@ async def test_a_model_that_keeps_failing_fails_the_turn_with_the_reason(
     runtime: Runtime, http: httpx.AsyncClient, model_server: ModelServerHandle
 ):
     model_server.add_fault(status=500, count=3, path="/v1/chat", message="GPU on fire")
-    r = await chat(http, runtime, agent="writer", message="Draft a haiku", session_id=session())
+    r = await chat(http, runtime, agent="writer", message="Draft a haiku")
     assert r.status_code == 502
     body = r.json()
     assert body["state"] == "failed" and body["task_id"]
@@ -321,9 +425,7 @@ async def test_a_streamed_turn_reports_a_model_failure_as_an_error_event(
     runtime: Runtime, http: httpx.AsyncClient, model_server: ModelServerHandle
 ):
     model_server.add_fault(status=500, count=3, path="/v1/chat")
-    events = await chat_stream(
-        http, runtime, agent="writer", message="Draft a haiku", session_id=session(), stream=True
-    )
+    events = await chat_stream(http, runtime, agent="writer", message="Draft a haiku", stream=True)
     name, data = events[-1]
     assert name == "error", events
     assert data["state"] == "failed"
@@ -335,7 +437,7 @@ async def test_a_model_that_recovers_within_the_retries_answers(
     runtime: Runtime, http: httpx.AsyncClient, model_server: ModelServerHandle
 ):
     model_server.add_fault(status=500, count=2, path="/v1/chat")
-    r = await chat(http, runtime, agent="writer", message="Draft a haiku", session_id=session())
+    r = await chat(http, runtime, agent="writer", message="Draft a haiku")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["state"] == "completed" and body["reply"]
