@@ -11,10 +11,20 @@ import asyncio
 import logging
 import os
 import secrets
+import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
+
+from actorchestra.actors.spec import AGENT_PROCESS_ENV
+
+if os.environ.get(AGENT_PROCESS_ENV) == "1" and "a2a.server.request_handlers" not in sys.modules:
+    # An agent actor's own process: a2a-sdk's request_handlers package imports its gRPC
+    # handler whenever grpcio is installed (Ray brings it), about 10 MB per process that
+    # never serves gRPC. None in sys.modules makes that optional import fail, as a2a-sdk
+    # expects without grpcio. Other processes are left as they are.
+    sys.modules["a2a.server.request_handlers.grpc_handler"] = None  # type: ignore[assignment]
 
 import httpx
 from a2a.helpers import get_artifact_text, get_message_text

@@ -112,7 +112,7 @@ def ensure_agent(
                 max_restarts=-1,
                 max_concurrency=spec.max_concurrency,
                 num_cpus=spec.num_cpus,
-                runtime_env={"env_vars": options.process_env()},
+                runtime_env={"env_vars": options.agent_process_env()},
             ).remote(spec, index, base_url, options)
         )
     return handles

@@ -87,6 +87,14 @@ class AgentRuntimeOptions(BaseModel):
         """Environment for processes that run a2a-sdk code; read by a2a-sdk at import."""
         return {"OTEL_INSTRUMENTATION_A2A_SDK_ENABLED": "true" if self.a2a_tracing else "false"}
 
+    def agent_process_env(self) -> dict[str, str]:
+        """Environment of an agent actor's own process (see `actors.agent_actor`)."""
+        return {**self.process_env(), AGENT_PROCESS_ENV: "1"}
+
+
+# Set in agent actor processes only: they serve A2A over the direct channel, never gRPC.
+AGENT_PROCESS_ENV = "ACTORCHESTRA_AGENT_PROCESS"
+
 
 def actor_name(agent: str, replica: int) -> str:
     """The Ray actor name: shown in the dashboard as `agent:<name>:<replica>`."""

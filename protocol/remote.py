@@ -5,8 +5,6 @@ from __future__ import annotations
 import urllib.parse
 
 import httpx
-from a2a.client import A2ACardResolver
-from a2a.client.errors import AgentCardResolutionError
 from a2a.types import a2a_pb2
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
 
@@ -27,6 +25,11 @@ def split_card_url(card_url: str) -> tuple[str, str]:
 
 async def fetch_card(card_url: str, http: httpx.AsyncClient) -> a2a_pb2.AgentCard:
     """The agent card at `card_url`, via a2a-sdk's resolver; a clear error if unusable."""
+    # Imported here: a2a-sdk's client package pulls in grpc (~10 MB), and this module is
+    # loaded by every agent actor's process, which never fetches a card.
+    from a2a.client import A2ACardResolver
+    from a2a.client.errors import AgentCardResolutionError
+
     base, path = split_card_url(card_url)
     try:
         card = await A2ACardResolver(http, base, agent_card_path=path).get_agent_card()

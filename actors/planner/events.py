@@ -69,6 +69,10 @@ class EventLog:
         self._live: dict[str, list[Event]] = {}  # task id -> its events, until recorded
         self._readers: dict[str, set[_Reader]] = {}
 
+    def open(self, task_id: str) -> None:
+        """A new task: its readers replay from memory even before its first event."""
+        self._live.setdefault(task_id, [])
+
     def emit(self, task_id: str, kind: EventKind, data: dict[str, Any] | None = None) -> None:
         log = self._live.setdefault(task_id, [])
         event: Event = {

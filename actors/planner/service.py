@@ -149,16 +149,22 @@ class Planner:
         now = time.time()
         active = _Active(task_id, request, plan, now)
         self._runs[task_id] = active
-        await self.store.upsert_tasks(
-            [
-                TaskRecord(
-                    task_id=task_id,
-                    user_id=request.user_id or "",
-                    state=TaskState.PENDING.value,
-                    session_id=request.session_id,
-                    input=request.input,
-                )
-            ]
+        self.events.open(task_id)
+        # Queued on the store's one writer thread ahead of everything later about this
+        # task (its state changes, a list request), but not waited for: a DuckDB upsert
+        # costs 10-20 ms, which the task's start need not pay.
+        self._spawn(
+            self.store.upsert_tasks(
+                [
+                    TaskRecord(
+                        task_id=task_id,
+                        user_id=request.user_id or "",
+                        state=TaskState.PENDING.value,
+                        session_id=request.session_id,
+                        input=request.input,
+                    )
+                ]
+            )
         )
         task = asyncio.get_running_loop().create_task(self._drive(active), name=f"task-{task_id}")
         active.driver = task
