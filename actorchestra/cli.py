@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import yaml
+from pydantic import SecretStr
 
 from actorchestra import local_ray
 from actorchestra.settings import Settings
@@ -52,7 +53,12 @@ _RUNTIME_SETTING = {
     "health_interval_s": "health_interval_s",
     "probe_timeout_s": "probe_timeout_s",
     "data_dir": "state_dir",
+    "auth_tokens": "auth_tokens",
+    "session_secret": "session_secret",
 }
+# Secrets the file may hold: wrapped as SecretStr on the way in, so the merged args (which
+# travel to Ray and may be logged) never carry them in the clear.
+_SECRET_RUNTIME_KEYS = {"auth_tokens", "session_secret"}
 _AGENT_SETTING = {"max_tasks": "max_tasks_per_replica", "push_allowed_hosts": "allowed_hosts"}
 # runtime.agent.llm / runtime.agent.tools keys -> their settings
 _LLM_SETTING = {
@@ -98,8 +104,15 @@ def merged_args(
     public URL when neither the environment nor the file gives one.
     """
     args = dict(app.get("args") or {})
-    # A variable set to nothing (`ACTORCHESTRA_LLM_BASE_URL=`) leaves the file its say.
-    explicit = {f for f in settings.model_fields_set if getattr(settings, f) is not None}
+    # A variable set to nothing (`ACTORCHESTRA_LLM_BASE_URL=`) leaves the file its say;
+    # so does an empty token list (`ACTORCHESTRA_AUTH_TOKENS=`, as `.env` templates write
+    # it), which must not switch off the auth the file configures.
+    explicit = {
+        f
+        for f in settings.model_fields_set
+        if getattr(settings, f) is not None
+        and not (f == "auth_tokens" and not settings.auth_tokens)
+    }
     runtime = settings.runtime_options()
     if default_public_url and not explicit & {"public_url", "host", "port"}:
         runtime["public_url"] = default_public_url
@@ -113,9 +126,22 @@ def merged_args(
         elif _RUNTIME_SETTING.get(key) not in explicit:
             if key == "public_url" and explicit & {"host", "port"}:
                 continue
-            runtime[key] = value
+            runtime[key] = _secret(value) if key in _SECRET_RUNTIME_KEYS else value
     args["runtime"] = runtime
     return args
+
+
+def _secret(value: Any) -> Any:
+    """A file's secret (a string, or a user -> token table) as SecretStr; else as given.
+
+    A blank string is no secret (unset, as for the variable). Anything else is left for
+    the config's validation to refuse; wrapped, the tokens show as `**********` there too.
+    """
+    if isinstance(value, str):
+        return SecretStr(value) if value.strip() else None
+    if isinstance(value, dict):
+        return {k: SecretStr(v) if isinstance(v, str) else v for k, v in value.items()}
+    return value
 
 
 # -- Ray --------------------------------------------------------------------------------

@@ -3,12 +3,17 @@
 Local agents are probed with an actor `ping` call, remote ones by fetching their
 card. After a restart the service rebuilds its local entries from the named agent
 actors it finds in its namespace, so a registry crash loses no local agent.
+
+Card URLs come from callers (`POST /v1/agents`), so every card fetch, registration and
+probe alike, goes through one guarded client (`protocol.remote.card_client`): public
+addresses, plus the configured allow-list (`ACTORCHESTRA_ALLOWED_HOSTS`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -18,7 +23,8 @@ from google.protobuf.json_format import MessageToDict
 from actorchestra.actors.spec import actor_name
 from actorchestra.protocol.cards import AgentInfo, card_to_info
 from actorchestra.protocol.codec import unpack
-from actorchestra.protocol.remote import fetch_card
+from actorchestra.protocol.netguard import Resolver, system_resolve
+from actorchestra.protocol.remote import card_client, card_guard, fetch_card
 from actorchestra.registry.models import AgentEntry, AgentKind
 from actorchestra.registry.registry import ProbeResult, Registry
 
@@ -33,19 +39,39 @@ class RegistryService(Registry):
         namespace: str,
         health_interval_s: float = 1.0,
         probe_timeout_s: float = 2.0,
+        allowed_hosts: Sequence[str] = (),
+        resolve: Resolver = system_resolve,
     ) -> None:
         super().__init__(prober=self._probe_replica, probe_timeout_s=probe_timeout_s)
         self._namespace = namespace
         self._interval = health_interval_s
         self._handles: dict[tuple[str, int], Any] = {}
+        # the resolver is injectable: unit tests simulate DNS answers
+        self._guard = card_guard(allowed_hosts, resolve)
         self._http: httpx.AsyncClient | None = None
         self._loop_task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Rediscover local agents and start the health loop (idempotent)."""
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The guarded client every card fetch uses (made on first use)."""
+        if self._http is None:
+            self._http = card_client(self._guard, self._probe_timeout_s)
+        return self._http
+
+    def set_allowed_hosts(self, allowed_hosts: Sequence[str]) -> None:
+        """Replace the card fetches' allow-list; the next fetch or probe follows it."""
+        self._guard.set_allowed(allowed_hosts)
+
+    async def start(self, allowed_hosts: Sequence[str] | None = None) -> None:
+        """Rediscover local agents and start the health loop (idempotent).
+
+        `allowed_hosts`, when given, replaces the card fetches' allow-list: the registry
+        actor outlives a deploy, and each deploy's ingress brings its own.
+        """
+        if allowed_hosts is not None:
+            self.set_allowed_hosts(allowed_hosts)
         if self._loop_task is not None:
             return
-        self._http = httpx.AsyncClient(timeout=self._probe_timeout_s, follow_redirects=True)
         await self._rediscover()
         self._loop_task = asyncio.create_task(self._health_loop(), name="registry-health-loop")
         self._loop_task.add_done_callback(_log_loop_exit)
@@ -109,9 +135,12 @@ class RegistryService(Registry):
         return entry.summary()
 
     async def register_remote(self, card_url: str, name: str | None = None) -> dict[str, Any]:
-        """Register a third-party A2A agent by its card URL (the card is fetched now)."""
-        assert self._http is not None, "start() first"
-        card = await fetch_card(card_url, self._http)
+        """Register a third-party A2A agent by its card URL (the card is fetched now).
+
+        403 (`AddressRefusedError`) for a URL that is, resolves to or redirects to a
+        private, loopback or link-local address the allow-list does not name.
+        """
+        card = await fetch_card(card_url, self.http)
         info = card_to_info(card)
         if name:
             info.name = name
@@ -144,8 +173,8 @@ class RegistryService(Registry):
 
     async def _probe_replica(self, entry: AgentEntry, index: int) -> ProbeResult:
         if entry.kind == AgentKind.REMOTE:
-            assert self._http is not None and entry.card_url
-            await fetch_card(entry.card_url, self._http)
+            assert entry.card_url
+            await fetch_card(entry.card_url, self.http)
             return ProbeResult(True)
         key = (entry.name, index)
         handle = self._handles.get(key)

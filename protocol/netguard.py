@@ -157,9 +157,14 @@ class NetGuard:
         resolve: Resolver = system_resolve,
         hint: str = DEFAULT_HINT,
     ) -> None:
-        self.allowed = [a.strip().lower() for a in allowed if a.strip()]
+        self.allowed: list[str] = []
+        self.set_allowed(allowed)
         self._resolve = resolve
         self._hint = hint
+
+    def set_allowed(self, allowed: Sequence[str]) -> None:
+        """Replace the allow-list; requests checked from now on follow the new one."""
+        self.allowed = [a.strip().lower() for a in allowed if a.strip()]
 
     async def check(self, url: httpx.URL) -> IPAddress | None:
         """The address to connect to for `url`, or None to connect to the URL as written.

@@ -6,11 +6,11 @@ read that conversation back through the model. Two modes close that, by configur
 
 - **With auth** (`auth_tokens`, from `ACTORCHESTRA_AUTH_TOKENS=user=token,...`): the
   caller is whoever its `Authorization: Bearer <token>` says, on every route (A2A
-  included: a2a-sdk takes the user from the request). `/v1/chat` requires a token (401
-  without); a body `user_id` must be absent or that same user (403 otherwise). Session
-  ids are the caller's to choose: its sessions live under its user, which nobody else
-  can be. A request with no token stays anonymous (cards, health, A2A) and an unknown
-  token is a 401.
+  included: a2a-sdk takes the user from the request). `/v1/chat` and the task API
+  (`serve_apps.task_routes`) require a token (401 without); a body or query `user_id`
+  must be absent or that same user (403 otherwise). Session ids are the caller's to
+  choose: its sessions live under its user, which nobody else can be. A request with no
+  token stays anonymous (cards, health, A2A) and an unknown token is a 401.
 - **Without auth** (the default, listening on loopback): the runtime cannot tell
   callers apart, so the body's `user_id` is only a label anyone may claim. The wall is
   then the session id: the runtime issues it (`<128 random bits>.<tag>`, the tag an
@@ -230,16 +230,26 @@ class ChatIdentity:
     def _authenticated(
         self, connection: HTTPConnection, user_id: str | None, session_id: str | None
     ) -> ChatCaller:
-        user = connection.scope.get("user")
-        if user is None or not user.is_authenticated:
-            raise UnauthenticatedError(
-                "this runtime identifies chat callers: send `Authorization: Bearer <token>` "
-                "with a token from ACTORCHESTRA_AUTH_TOKENS"
-            )
-        name: str = user.display_name
-        if user_id is not None and user_id != name:
-            raise ForbiddenError(
-                f"user_id {user_id!r} is not the authenticated caller; leave user_id out "
-                "(the bearer token says who you are)"
-            )
+        name = authenticated_user(connection, user_id, "chat")
         return ChatCaller(name, True, session_id or uuid.uuid4().hex)
+
+
+def authenticated_user(connection: HTTPConnection, user_id: object, what: str) -> str:
+    """The user the request's bearer token names (the app runs `install_auth`).
+
+    401 without a token; 403 when the request also names a `user_id` that is someone
+    else. `what` names the API in the 401 ("chat", "task").
+    """
+    user = connection.scope.get("user")
+    if user is None or not user.is_authenticated:
+        raise UnauthenticatedError(
+            f"this runtime identifies {what} callers: send `Authorization: Bearer <token>` "
+            "with a token from ACTORCHESTRA_AUTH_TOKENS"
+        )
+    name: str = user.display_name
+    if user_id is not None and user_id != name:
+        raise ForbiddenError(
+            f"user_id {user_id!r} is not the authenticated caller; leave user_id out "
+            "(the bearer token says who you are)"
+        )
+    return name

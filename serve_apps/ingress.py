@@ -60,7 +60,11 @@ class Ingress:
         self.config = config if isinstance(config, AppConfig) else AppConfig.model_validate(config)
         rt = self.config.runtime
         self.registry: RegistryHandle = ensure_registry(
-            rt.namespace, rt.health_interval_s, rt.probe_timeout_s
+            rt.namespace,
+            rt.health_interval_s,
+            rt.probe_timeout_s,
+            # third-party card URLs follow the same allow-list as the tools' fetches
+            allowed_hosts=rt.agent.tools.allowed_hosts,
         )
         self.endpoints: dict[str, LocalAgentEndpoint] = {}
         self.cards: dict[str, Any] = {}
@@ -113,7 +117,7 @@ def build_fastapi(ingress: Ingress) -> Any:
     install_auth(app, ingress.identity.tokens)
     _runtime_routes(app, ingress)
     mount_llm_routes(app, ingress.endpoints, ingress.llm, ingress.identity)
-    add_task_routes(app, ingress.planner)
+    add_task_routes(app, ingress.planner, ingress.identity.tokens)
     for name, endpoint in ingress.endpoints.items():
         mount_agent(
             app, name, ingress.cards[name], endpoint, ingress.config.runtime.card_cache_control
@@ -173,7 +177,11 @@ def _runtime_routes(app: FastAPI, ingress: Ingress) -> None:
 
     @app.post("/v1/agents", status_code=201, tags=["agents"])
     async def register_remote(body: RegisterRemoteAgent) -> dict[str, Any]:
-        """Register a third-party A2A agent by its card URL."""
+        """Register a third-party A2A agent by its card URL.
+
+        The registry fetches the card now and on every health probe, so the URL must
+        reach a public address or one in ACTORCHESTRA_ALLOWED_HOSTS: 403 otherwise.
+        """
         return await registry.register_remote(body.card_url, body.name)
 
     @app.delete("/v1/agents/{name}", status_code=204, tags=["agents"])

@@ -100,7 +100,19 @@ def ray_session() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def runtime(ray_session: None) -> Iterator[Runtime]:
+def third_party_port() -> int:
+    """Where tests serve third-party A2A agents: on loopback, so the runtime must allow it.
+
+    Card fetches refuse loopback like any private address (`protocol.netguard`); the
+    session allows exactly this `127.0.0.1:<port>` with the setting an operator would
+    use (ACTORCHESTRA_ALLOWED_HOSTS, `runtime.agent.tools.allowed_hosts`), and every
+    other loopback port stays refused.
+    """
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def runtime(ray_session: None, third_party_port: int) -> Iterator[Runtime]:
     from ray import serve
 
     from actorchestra.serve_apps.builder import INGRESS, build_runtime
@@ -129,6 +141,7 @@ def runtime(ray_session: None) -> Iterator[Runtime]:
                     "data_dir": tempfile.mkdtemp(prefix="actorchestra-test-"),
                     "agent": {
                         "push_allowed_hosts": ["127.0.0.1"],
+                        "tools": {"allowed_hosts": [f"127.0.0.1:{third_party_port}"]},
                         "llm": {
                             "base_url": model_server.base_url,
                             # three attempts, short backoff: the fault tests stay quick

@@ -40,9 +40,12 @@ class ForecastExecutor(AgentExecutor):
 
 
 @pytest.fixture(scope="module")
-def third_party() -> Iterator[str]:
-    """A real a2a-sdk server on loopback, not part of the runtime; yields its card URL."""
-    port = free_port()
+def third_party(third_party_port: int) -> Iterator[str]:
+    """A real a2a-sdk server on loopback, not part of the runtime; yields its card URL.
+
+    Its port is the one the session's runtime allows card fetches to reach.
+    """
+    port = third_party_port
     base = f"http://127.0.0.1:{port}"
     card = a2a_pb2.AgentCard(
         name="forecast",
@@ -204,15 +207,38 @@ async def test_third_party_agent_registers_by_card_url_and_unregisters(
 
 
 async def test_registering_an_unreadable_card_url_is_refused(
-    runtime: Runtime, http: httpx.AsyncClient
+    runtime: Runtime, http: httpx.AsyncClient, third_party: str
 ):
-    nowhere = f"http://127.0.0.1:{free_port()}/.well-known/agent-card.json"
+    # an allowed address, but no card there
+    nowhere = third_party.replace(AGENT_CARD_WELL_KNOWN_PATH, "/no-card-here.json")
     r = await http.post(f"{runtime.base_url}/v1/agents", json={"card_url": nowhere})
     assert r.status_code == 422
     assert "could not read an A2A agent card" in r.json()["error"]["message"]
     r = await http.post(f"{runtime.base_url}/v1/agents", json={"card_url": "ftp://x/card.json"})
     assert r.status_code == 422
     assert "absolute http(s) URL" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1:{free}", "loopback"),  # the runtime's machine, a port not allowed
+        ("169.254.169.254", "link-local"),  # cloud metadata
+        ("10.0.0.7:8080", "private"),
+    ],
+)
+async def test_a_card_url_on_a_private_address_is_refused_naming_the_setting(
+    runtime: Runtime, http: httpx.AsyncClient, host: str, reason: str
+):
+    """The registry must not fetch into the network it runs in on a caller's say (SSRF)."""
+    url = f"http://{host.format(free=free_port())}{AGENT_CARD_WELL_KNOWN_PATH}"
+    r = await http.post(f"{runtime.base_url}/v1/agents", json={"card_url": url, "name": "x"})
+    assert r.status_code == 403, r.text
+    error = r.json()["error"]
+    assert error["reason"] == "ADDRESS_REFUSED"
+    assert f"a {reason} address" in error["message"]
+    assert "ACTORCHESTRA_ALLOWED_HOSTS" in error["message"]
+    assert (await http.get(f"{runtime.base_url}/v1/agents/x")).status_code == 404
 
 
 async def test_a_local_agent_cannot_be_replaced_or_unregistered(

@@ -192,6 +192,63 @@ def test_explicit_env_beats_the_files_agent_section(monkeypatch: pytest.MonkeyPa
     assert (agent["max_tasks"], agent["push_allowed_hosts"]) == (50, ["hooks.internal"])
 
 
+ENV_TOKEN = "env-token-0123456789abcdef"
+FILE_TOKEN = "file-token-0123456789abcdef"
+
+
+def _auth(runtime: dict[str, Any]) -> tuple[dict[str, str], str | None]:
+    """The tokens and session secret the runtime ends up with (after validation)."""
+    typed = AppConfig.model_validate(
+        {"agents": [{"name": "echo", "cls": ECHO}], "runtime": runtime}
+    )
+    tokens = {u: t.get_secret_value() for u, t in typed.runtime.auth_tokens.items()}
+    secret = typed.runtime.session_secret
+    return tokens, secret.get_secret_value() if secret is not None else None
+
+
+def test_explicit_env_beats_the_files_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    file_runtime = {"auth_tokens": {"file-user": FILE_TOKEN}, "session_secret": "file-secret"}
+    # The file alone: its tokens and secret.
+    runtime = cli.merged_args(_app(file_runtime), Settings())["runtime"]
+    assert _auth(runtime) == ({"file-user": FILE_TOKEN}, "file-secret")
+    # Set in the environment: the environment's, whatever the file says.
+    monkeypatch.setenv("ACTORCHESTRA_AUTH_TOKENS", f"env-user={ENV_TOKEN}")
+    monkeypatch.setenv("ACTORCHESTRA_SESSION_SECRET", "env-secret")
+    runtime = cli.merged_args(_app(file_runtime), Settings())["runtime"]
+    assert _auth(runtime) == ({"env-user": ENV_TOKEN}, "env-secret")
+
+
+def test_blank_auth_variables_leave_the_files_auth_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ACTORCHESTRA_AUTH_TOKENS=` (a `.env` template's line) must not switch auth off."""
+    monkeypatch.setenv("ACTORCHESTRA_AUTH_TOKENS", "")
+    monkeypatch.setenv("ACTORCHESTRA_SESSION_SECRET", " ")
+    file_runtime = {"auth_tokens": {"file-user": FILE_TOKEN}, "session_secret": "file-secret"}
+    runtime = cli.merged_args(_app(file_runtime), Settings())["runtime"]
+    assert _auth(runtime) == ({"file-user": FILE_TOKEN}, "file-secret")
+    # Neither here nor there: no auth, and the key kept in the state dir.
+    assert _auth(cli.merged_args(_app(), Settings())["runtime"]) == ({}, None)
+    assert _auth(cli.merged_args(_app({"session_secret": ""}), Settings())["runtime"])[1] is None
+
+
+def test_merged_auth_never_shows_a_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file_runtime = {"auth_tokens": {"file-user": FILE_TOKEN}, "session_secret": "file-secret"}
+    from_file = cli.merged_args(_app(file_runtime), Settings())
+    monkeypatch.setenv("ACTORCHESTRA_AUTH_TOKENS", f"env-user={ENV_TOKEN}")
+    from_env = cli.merged_args(_app(), Settings())
+    for merged in (from_file, from_env):
+        print(merged)  # what a log line or a traceback's locals would show
+        shown = repr(merged) + str(merged)
+        assert FILE_TOKEN not in shown and ENV_TOKEN not in shown and "file-secret" not in shown
+    assert FILE_TOKEN not in capsys.readouterr().out
+    # A short token in the file is refused by name, still without showing it.
+    monkeypatch.delenv("ACTORCHESTRA_AUTH_TOKENS")
+    with pytest.raises(ValidationError) as info:
+        _auth(cli.merged_args(_app({"auth_tokens": {"ana": "short-tok"}}), Settings())["runtime"])
+    assert "shorter than 16 characters" in str(info.value) and "short-tok" not in str(info.value)
+
+
 # -- cli.load_config ----------------------------------------------------------------------
 
 
