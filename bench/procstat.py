@@ -23,6 +23,7 @@ def _group(title: str, pid: int) -> str:
         ("RayPlanner", "planner"),
         ("ServeReplica", "ingress"),
         ("RayAgentActor", "agents"),
+        ("RayRegistryService", "registry"),
         ("RegistryService", "registry"),
     ):
         if name.startswith(prefix):

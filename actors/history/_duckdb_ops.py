@@ -157,16 +157,16 @@ def upsert_subtasks(con: duckdb.DuckDBPyConnection, subs: Sequence[SubtaskRecord
 
 
 def update_task(
-    con: duckdb.DuckDBPyConnection, task_id: str, changes: dict[str, Any]
+    con: duckdb.DuckDBPyConnection, task_id: str, changes: dict[str, Any], returning: bool = True
 ) -> TaskRecord | None:
     columns = {c.name: c for c in TASKS.columns}
     assignments = ", ".join(f"{name} = ?" for name in changes)
     params = [columns[name].out(value) for name, value in changes.items()]
+    back = TASKS.select_list if returning else "task_id"
     rows = con.execute(
-        f"UPDATE tasks SET {assignments} WHERE task_id = ? RETURNING {TASKS.select_list}",
-        [*params, task_id],
+        f"UPDATE tasks SET {assignments} WHERE task_id = ? RETURNING {back}", [*params, task_id]
     ).fetchall()
-    return TASKS.from_rows(rows)[0] if rows else None
+    return TASKS.from_rows(rows)[0] if rows and returning else None
 
 
 def delete_tasks(con: duckdb.DuckDBPyConnection, task_ids: Sequence[str]) -> int:

@@ -193,8 +193,8 @@ class DuckDBHistoryStore(HistoryStore):
         if tasks:
             await self._call(ops.upsert_tasks, list(tasks))
 
-    async def update_task(self, update: TaskUpdate) -> TaskRecord | None:
-        return await self._call(ops.update_task, update.task_id, update.changes())
+    async def update_task(self, update: TaskUpdate, returning: bool = True) -> TaskRecord | None:
+        return await self._call(ops.update_task, update.task_id, update.changes(), returning)
 
     async def get_task(self, task_id: str) -> TaskRecord | None:
         return await self._call(ops.get_task, task_id)

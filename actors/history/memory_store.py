@@ -81,14 +81,14 @@ class InMemoryHistoryStore(HistoryStore):
         while len(self._tasks) > self._max_tasks:
             self._cascade(next(iter(self._tasks)))
 
-    async def update_task(self, update: TaskUpdate) -> TaskRecord | None:
+    async def update_task(self, update: TaskUpdate, returning: bool = True) -> TaskRecord | None:
         self._check_open()
         old = self._tasks.get(update.task_id)
         if old is None:
             return None
         new = old.model_copy(update=update.changes())
         self._tasks[update.task_id] = new
-        return new
+        return new if returning else None
 
     async def get_task(self, task_id: str) -> TaskRecord | None:
         self._check_open()

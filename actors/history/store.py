@@ -78,8 +78,12 @@ class HistoryStore(ABC):
         """Insert tasks or replace them whole; a stored task keeps its `created_at`."""
 
     @abstractmethod
-    async def update_task(self, update: TaskUpdate) -> TaskRecord | None:
-        """Change the fields `update` sets; the task as stored after, None if unknown."""
+    async def update_task(self, update: TaskUpdate, returning: bool = True) -> TaskRecord | None:
+        """Change the fields `update` sets; the task as stored after, None if unknown.
+
+        `returning=False`: the change only, None back (a writer that does not read the
+        row back saves parsing it, which for a task with a large plan is most of the cost).
+        """
 
     @abstractmethod
     async def get_task(self, task_id: str) -> TaskRecord | None:

@@ -268,7 +268,8 @@ class Planner:
                     task_id=active.task_id,
                     state=state.value,
                     **({"plan": plan.model_dump(mode="json")} if plan is not None else {}),
-                )
+                ),
+                returning=False,
             )
         )
 
@@ -327,7 +328,8 @@ class Planner:
                 completion_tokens=active.usage.completion_tokens,
                 cost_usd=active.usage.cost_usd,
                 finished_at=finished_at,
-            )
+            ),
+            returning=False,
         )
         await self.events.drain()
         self._runs.pop(active.task_id, None)

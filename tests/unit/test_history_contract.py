@@ -79,6 +79,12 @@ async def test_task_round_trip_and_partial_update(store: HistoryStore) -> None:
     assert await store.get_task("task-0001") == updated
     assert await store.update_task(TaskUpdate(task_id="nope", state="x")) is None
 
+    # returning=False: the change lands, nothing is read back.
+    back = await store.update_task(TaskUpdate(task_id="task-0001", state="done"), returning=False)
+    assert back is None
+    stored = await store.get_task("task-0001")
+    assert stored is not None and stored.state == "done" and stored.error == "boom"
+
 
 async def test_upsert_replaces_the_row_but_keeps_created_at(store: HistoryStore) -> None:
     await store.upsert_tasks([task(1)])
