@@ -96,6 +96,12 @@ class Planner:
 
     # -- the agents ---------------------------------------------------------------
 
+    def _refresh_behind(self) -> None:
+        """Refresh a stale pool in the background (one refresh at a time)."""
+        stale = time.monotonic() - self._pool_at >= self.options.registry_refresh_s
+        if stale and not self._pool_lock.locked():
+            self._spawn(self.refresh_pool())
+
     async def refresh_pool(self, force: bool = False) -> None:
         async with self._pool_lock:
             if not force and time.monotonic() - self._pool_at < self.options.registry_refresh_s:
@@ -138,11 +144,21 @@ class Planner:
             request = TaskRequest.model_validate(body)
         except ValidationError as e:
             raise InvalidInputError(_validation_message(e)) from None
-        await self.refresh_pool()
+        # A known pool is refreshed behind the task (a registry call costs milliseconds
+        # every submission would wait for); a plan that names an agent or skill the
+        # pool lacks waits for a fresh one before it is refused.
+        fresh = not self.pool.agents
+        if fresh:
+            await self.refresh_pool()
+        else:
+            self._refresh_behind()
         plan = None
         if request.workflow is not None:
             plan = plan_from_workflow(request.workflow, request.input)
             problems = plan_problems(plan, *self._skill_tables())
+            if problems and not fresh:
+                await self.refresh_pool(force=True)
+                problems = plan_problems(plan, *self._skill_tables())
             if problems:
                 raise InvalidInputError("invalid workflow: " + "; ".join(problems))
         task_id = str(uuid.uuid4())
@@ -179,16 +195,17 @@ class Planner:
             if active.plan is None:
                 self._set_state(active, TaskState.PLANNING)
                 active.plan = await self._plan(active)
+            plan_json = active.plan.model_dump(mode="json")  # once: event and record
             self.events.emit(
                 active.task_id,
                 EventKind.PLANNED,
                 {
                     "source": active.plan.source,
                     "routed": active.plan.routed,
-                    "subtasks": [s.model_dump() for s in active.plan.subtasks],
+                    "subtasks": plan_json["subtasks"],
                 },
             )
-            self._set_state(active, TaskState.RUNNING, plan=active.plan)
+            self._set_state(active, TaskState.RUNNING, plan=plan_json)
             run = TaskRun(
                 active.task_id,
                 active.plan,
@@ -223,6 +240,7 @@ class Planner:
             await self._finish(active, TaskState.FAILED, error=f"{type(e).__name__}: {e}")
 
     async def _plan(self, active: _Active) -> Plan:
+        await self.refresh_pool()  # planning from the request: the agents as they are now
         skill_agents, agent_skills = self._skill_tables()
         skills = []
         for agent in self.pool.agents.values():
@@ -260,14 +278,16 @@ class Planner:
             active.notes.append(str(usage["synthesis"]))
         return text
 
-    def _set_state(self, active: _Active, state: TaskState, plan: Plan | None = None) -> None:
+    def _set_state(
+        self, active: _Active, state: TaskState, plan: dict[str, Any] | None = None
+    ) -> None:
         active.state, active.updated_at = state, time.time()
         self._spawn(
             self.store.update_task(
                 TaskUpdate(
                     task_id=active.task_id,
                     state=state.value,
-                    **({"plan": plan.model_dump(mode="json")} if plan is not None else {}),
+                    **({"plan": plan} if plan is not None else {}),
                 ),
                 returning=False,
             )
