@@ -105,6 +105,15 @@ class LocalAgentEndpoint(AgentEndpoint):
                 self._channels[index] = channel
             return channel
 
+    async def connect_all(self) -> None:
+        """Open every replica's channel now, so that no first message waits for one.
+
+        A replica that cannot be reached is left for later (it is retried on use).
+        """
+        await asyncio.gather(
+            *(self._channel(i) for i in range(len(self._replicas))), return_exceptions=True
+        )
+
     async def _call(self, index: int, op: Op, request: Message, call: CallInfo) -> Any:
         self._in_flight[index] += 1
         try:

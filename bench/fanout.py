@@ -372,9 +372,14 @@ class Deployment:
             self.client = HttpClient(base)
         else:
             self.client = HandleClient(planner)
-        # Warm-up: one item per replica opens the planner's channel to each of them.
+        # Warm-up: at least one message to every replica (an agent without a limit takes
+        # up to SPREAD_BATCH items a message), so that no measured run pays a replica's
+        # first message.
+        from actorchestra.actors.planner.run import SPREAD_BATCH
+
+        per_replica = 1 if self.concurrency else SPREAD_BATCH
         warm = await self.client.run(
-            task_body(Workload("warm-up", fan_out(self.args.m, 0), None, 0, 0))
+            task_body(Workload("warm-up", fan_out(self.args.m * per_replica, 0), None, 0, 0))
         )
         if warm.state != "completed":
             raise SystemExit(f"warm-up task ended {warm.state}: {warm.error}")

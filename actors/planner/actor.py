@@ -36,6 +36,7 @@ class RayPlanner(Planner):
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._namespace = namespace
         self._registry_handle: RegistryHandle | None = None
+        self._connecting: set[asyncio.Task[None]] = set()
         super().__init__(options, self._registry_rows, self._endpoint)
         freeze_startup_objects()
 
@@ -52,7 +53,12 @@ class RayPlanner(Planner):
                 for i in range(replicas)
             ]
         )
-        return LocalAgentEndpoint(name, handles)
+        endpoint = LocalAgentEndpoint(name, handles)
+        # Channels open behind the first dispatch, not in its way.
+        task = asyncio.get_running_loop().create_task(endpoint.connect_all())
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+        return endpoint
 
 
 PlannerActorRemote = ray.remote(RayPlanner)
