@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 
@@ -13,3 +16,12 @@ def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("unit tests must not start Ray; move this test to tests/integration")
 
     monkeypatch.setattr(ray, "init", refuse)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ACTORCHESTRA_* from the outer shell, and no `.env` in the working directory."""
+    for key in list(os.environ):
+        if key.startswith("ACTORCHESTRA_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,7 @@ from actorchestra.protocol.errors import ConfigError
 from actorchestra.serve_apps.config import AppConfig
 from actorchestra.settings import Settings
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No ACTORCHESTRA_* from the outer shell, and no `.env` in the working directory."""
-    for key in list(os.environ):
-        if key.startswith("ACTORCHESTRA_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 # -- Settings -----------------------------------------------------------------------------

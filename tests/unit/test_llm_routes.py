@@ -8,20 +8,16 @@ is the real per-(user, session) task store.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import stat
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 
 from actorchestra.actors.agent import Agent, SkillContext, skill
@@ -29,18 +25,16 @@ from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.inprocess import InProcessAgentEndpoint
 from actorchestra.actors.llm import LLMConfig
 from actorchestra.actors.spec import AgentSpec
-from actorchestra.protocol.errors import ActorchestraError, ConfigError
+from actorchestra.protocol.errors import ConfigError
 from actorchestra.serve_apps.a2a_routes import mount_agent
 from actorchestra.serve_apps.config import RuntimeOptions
 from actorchestra.serve_apps.identity import (
     SESSION_KEY_FILE,
     ChatIdentity,
     SessionIds,
-    install_auth,
     session_secret,
 )
 from actorchestra.serve_apps.llm_routes import LLMEndpoint, mount_llm_routes
-from actorchestra.serve_apps.middleware import runtime_error_response
 from actorchestra.serve_apps.model_server import (
     ModelServerConfig,
     ModelServerHandle,
@@ -48,6 +42,8 @@ from actorchestra.serve_apps.model_server import (
 )
 from actorchestra.settings import Settings
 from tests import llm_fixtures
+from tests.unit.raw_http import RawHttpServer, Reply, RequestHead, raw_http_server
+from tests.unit.runtime_app import runtime_app, runtime_client
 
 model_server = llm_fixtures.model_server
 
@@ -89,24 +85,11 @@ def keyed_model_server() -> Iterator[ModelServerHandle]:
 
 async def make_app(llm: LLMEndpoint, identity: ChatIdentity) -> FastAPI:
     """The routes as the ingress mounts them: auth first, the agent's A2A surface too."""
-    app = FastAPI()
-    install_auth(app, identity.tokens)
-
-    @app.exception_handler(ActorchestraError)
-    async def _runtime_error(_: Request, exc: ActorchestraError) -> JSONResponse:
-        return runtime_error_response(exc)
-
+    app = runtime_app(identity.tokens)
     endpoint = who_endpoint()
     mount_llm_routes(app, {"who": endpoint}, llm, identity)
     mount_agent(app, "who", await endpoint.card(), endpoint, "no-cache")
     return app
-
-
-@contextlib.asynccontextmanager
-async def runtime_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://runtime") as http:
-        yield http
 
 
 def llm_endpoint(server: ModelServerHandle, allowed: list[str] | None = None) -> LLMEndpoint:
@@ -126,63 +109,28 @@ def token_identity() -> ChatIdentity:
 # -- a stand-in model server that records what reaches it ------------------------------------
 
 
-@dataclass
-class Recorder:
-    port: int = 0
-    requests: list[tuple[str, str]] = field(default_factory=list)  # (path, authorization)
+MODELS = {
+    "object": "list",
+    "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}],
+}
 
 
 @pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
+async def recorder() -> AsyncIterator[RawHttpServer]:
     """Answers `/v1/models`; `/hop/v1/models` redirects to 127.0.0.2 on the same port.
 
     It listens on every address, so a followed redirect to 127.0.0.2 would reach it
     and be recorded: the only thing in the way is the guard.
     """
-    state = Recorder()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            path = head.split(" ")[1]
-            auth = next(
-                (
-                    line.split(":", 1)[1].strip()
-                    for line in head.split("\r\n")
-                    if line.lower().startswith("authorization:")
-                ),
-                "",
-            )
-            state.requests.append((path, auth))
-            if path.startswith("/hop/"):
-                location = f"http://127.0.0.2:{state.port}/v1/models"
-                lines = ["HTTP/1.1 307 Temporary Redirect", f"Location: {location}"]
-                body = b""
-            else:
-                body = json.dumps(
-                    {
-                        "object": "list",
-                        "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}],
-                    }
-                ).encode()
-                lines = ["HTTP/1.1 200 OK", "Content-Type: application/json"]
-            lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-            writer.write("\r\n".join(lines).encode() + body)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+    def route(request: RequestHead) -> Reply:
+        if request.path.startswith("/hop/"):
+            location = f"http://127.0.0.2:{server.port}/v1/models"
+            return Reply("307 Temporary Redirect", {"Location": location})
+        return Reply("200 OK", {"Content-Type": "application/json"}, json.dumps(MODELS).encode())
 
-    server = await asyncio.start_server(handle, "0.0.0.0", 0)
-    state.port = server.sockets[0].getsockname()[1]
-    try:
-        yield state
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with raw_http_server(route, "0.0.0.0") as server:
+        yield server
 
 
 # -- POST /v1/llm/test-connection --------------------------------------------------------------
@@ -229,7 +177,7 @@ async def test_a_private_or_local_endpoint_is_refused_with_what_to_set(
 
 
 async def test_an_allowed_host_is_probed_without_the_runtime_key(
-    keyed_model_server: ModelServerHandle, recorder: Recorder, tmp_path: Path
+    keyed_model_server: ModelServerHandle, recorder: RawHttpServer, tmp_path: Path
 ) -> None:
     other = f"http://127.0.0.1:{recorder.port}/v1"
     app = await make_app(llm_endpoint(keyed_model_server, ["127.0.0.1"]), open_identity(tmp_path))
@@ -241,13 +189,13 @@ async def test_an_allowed_host_is_probed_without_the_runtime_key(
         )
     assert anonymous["models"] == ["m"]  # it answered (the default model is not "m")
     assert keyed.json()["ok"] is True
-    auths = [auth for _, auth in recorder.requests]
+    auths = [r.headers.get("authorization", "") for r in recorder.requests]
     assert len(auths) == 2 and not any(RUNTIME_KEY in a for a in auths), auths
     assert auths[1] == "Bearer sk-caller"
 
 
 async def test_a_redirect_to_a_refused_address_is_not_followed(
-    keyed_model_server: ModelServerHandle, recorder: Recorder, tmp_path: Path
+    keyed_model_server: ModelServerHandle, recorder: RawHttpServer, tmp_path: Path
 ) -> None:
     hop = f"http://127.0.0.1:{recorder.port}/hop/v1"
     app = await make_app(llm_endpoint(keyed_model_server, ["127.0.0.1"]), open_identity(tmp_path))
@@ -255,7 +203,7 @@ async def test_a_redirect_to_a_refused_address_is_not_followed(
         r = await http.post("/v1/llm/test-connection", json={"base_url": hop})
     assert r.status_code == 403, r.text
     assert "127.0.0.2, a loopback address" in r.json()["error"]["message"]
-    assert [path for path, _ in recorder.requests] == ["/hop/v1/models"]
+    assert recorder.paths == ["/hop/v1/models"]
 
 
 async def test_a_host_that_does_not_resolve_is_reported(

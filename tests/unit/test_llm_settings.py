@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +19,7 @@ from actorchestra.settings import DEFAULT_OFFLINE_LLM_PORT, Settings
 KEY = "sk-live-0123456789abcdef"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No ACTORCHESTRA_* from the outer shell, and no `.env` in the working directory."""
-    for key in list(os.environ):
-        if key.startswith("ACTORCHESTRA_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _agent_options(settings: Settings) -> AgentRuntimeOptions:

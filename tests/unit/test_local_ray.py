@@ -34,11 +34,8 @@ time.sleep(300)
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("ACTORCHESTRA_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+def _state_dir(clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A clean environment (conftest) whose state directory is this test's."""
     monkeypatch.setenv("ACTORCHESTRA_STATE_DIR", str(tmp_path / "state"))
 
 

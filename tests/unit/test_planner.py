@@ -9,15 +9,14 @@ from typing import Any
 import pytest
 
 from actorchestra.actors.agent import Agent, SkillContext, skill
-from actorchestra.actors.agent_actor import AgentActor
-from actorchestra.actors.inprocess import InProcessAgentEndpoint
 from actorchestra.actors.llm.config import LLMConfig
 from actorchestra.actors.planner.run import MAX_BATCH, SPREAD_BATCH, AgentInfo
-from actorchestra.actors.planner.service import Planner, PlannerOptions, TaskNotFound
+from actorchestra.actors.planner.service import Planner, TaskNotFound
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.errors import InvalidInputError
 from actorchestra.serve_apps.model_server.runner import ModelServerHandle
 from tests.llm_fixtures import model_server  # noqa: F401
+from tests.unit.planner_helpers import make_planner
 
 
 class Lab(Agent):
@@ -56,31 +55,6 @@ SPECS = {
 }
 
 
-def make_planner(tmp_path: Path, llm: LLMConfig | None = None) -> Planner:
-    actors = {
-        name: [AgentActor(spec, i, f"http://x/a2a/{name}") for i in range(spec.replicas)]
-        for name, spec in SPECS.items()
-    }
-
-    async def registry() -> list[dict[str, Any]]:
-        return [
-            {
-                "name": name,
-                "kind": "local",
-                "health": "healthy",
-                "concurrency": None,
-                "replicas": [{}] * len(reps),
-                "skills": [s.model_dump() for s in reps[0].info.skills],
-            }
-            for name, reps in actors.items()
-        ]
-
-    async def endpoint(name: str, replicas: int) -> InProcessAgentEndpoint:
-        return InProcessAgentEndpoint(name, actors[name])
-
-    return Planner(PlannerOptions(data_dir=str(tmp_path), llm=llm), registry, endpoint)
-
-
 async def run(
     planner: Planner, body: dict[str, Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -90,7 +64,7 @@ async def run(
 
 
 async def test_sequential_steps_get_the_previous_output(tmp_path: Path) -> None:
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     task, events = await run(
         planner,
         {
@@ -115,7 +89,7 @@ async def test_sequential_steps_get_the_previous_output(tmp_path: Path) -> None:
 
 
 async def test_parallel_fan_out_completes_every_subtask(tmp_path: Path) -> None:
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     steps = [{"id": f"p{i}", "skill": "uppercase", "input": f"uppercase: n{i}"} for i in range(120)]
     task, _ = await run(
         planner,
@@ -127,7 +101,7 @@ async def test_parallel_fan_out_completes_every_subtask(tmp_path: Path) -> None:
 
 
 async def test_graph_dependencies_and_an_optional_failure(tmp_path: Path) -> None:
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     task, _ = await run(
         planner,
         {
@@ -151,7 +125,7 @@ async def test_graph_dependencies_and_an_optional_failure(tmp_path: Path) -> Non
 
 async def test_a_failed_subtask_is_retried_then_succeeds(tmp_path: Path) -> None:
     Lab.calls.clear()
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     task, events = await run(
         planner,
         {
@@ -165,7 +139,7 @@ async def test_a_failed_subtask_is_retried_then_succeeds(tmp_path: Path) -> None
 
 
 async def test_a_required_failure_fails_the_task_with_the_reason(tmp_path: Path) -> None:
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     task, _ = await run(
         planner,
         {
@@ -204,13 +178,13 @@ async def test_a_required_failure_fails_the_task_with_the_reason(tmp_path: Path)
 async def test_invalid_workflows_are_refused_naming_the_problem(
     tmp_path: Path, workflow: dict[str, Any], problem: str
 ) -> None:
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     with pytest.raises(InvalidInputError, match=problem):
         await planner.submit({"input": "x", "workflow": workflow})
 
 
 async def test_cancel_in_the_middle_stops_running_subtasks(tmp_path: Path) -> None:
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     task_id = await planner.submit(
         {
             "input": "c",
@@ -234,7 +208,7 @@ async def test_cancel_in_the_middle_stops_running_subtasks(tmp_path: Path) -> No
 
 
 async def test_events_resume_after_a_seq_and_tasks_page(tmp_path: Path) -> None:
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     ids = []
     for i in range(3):
         task, _ = await run(
@@ -264,7 +238,7 @@ async def test_llm_plans_a_request_against_the_registry_skills(
     tmp_path: Path,
     model_server: ModelServerHandle,  # noqa: F811
 ) -> None:
-    planner = make_planner(tmp_path, LLMConfig(base_url=model_server.base_url))
+    planner = make_planner(tmp_path, SPECS, LLMConfig(base_url=model_server.base_url))
     task, events = await run(
         planner, {"input": "uppercase: hello planner, then count the words of it"}
     )
@@ -276,7 +250,7 @@ async def test_llm_plans_a_request_against_the_registry_skills(
 
 
 async def test_a_one_clause_request_is_routed_without_planning(tmp_path: Path) -> None:
-    planner = make_planner(tmp_path)  # no LLM configured: routing must not need one
+    planner = make_planner(tmp_path, SPECS)  # no LLM configured: routing must not need one
     task, events = await run(planner, {"input": "uppercase: just this"})
     planned = next(e for e in events if e["kind"] == "planned")["data"]
     assert planned["source"] == "route" and planned["routed"]
@@ -284,7 +258,7 @@ async def test_a_one_clause_request_is_routed_without_planning(tmp_path: Path) -
 
 
 async def test_a_fan_out_reaches_every_replica_of_the_agent(tmp_path: Path) -> None:
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     await planner.start()
     await planner.refresh_pool(force=True)
     assert planner.pool.agents["text"].replicas == 2  # learned from the registry rows

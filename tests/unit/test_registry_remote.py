@@ -8,12 +8,10 @@ that means to reach the server allows exactly its `127.0.0.1:<port>`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from a2a.types import a2a_pb2
@@ -23,6 +21,7 @@ from google.protobuf.json_format import MessageToDict
 from actorchestra.actors.registry_service import RegistryService
 from actorchestra.protocol.errors import AddressRefusedError, InvalidInputError
 from actorchestra.registry.models import Health
+from tests.unit.raw_http import RawHttpServer, Reply, RequestHead, raw_http_server
 
 
 def card_json(base: str) -> bytes:
@@ -46,13 +45,20 @@ def card_json(base: str) -> bytes:
 class CardServer:
     """Serves a card at the well-known path; `/hop/...` redirects to `redirect_to`."""
 
-    port: int = 0
+    http: RawHttpServer
     redirect_to: str = ""
-    paths: list[str] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.http.port
+
+    @property
+    def paths(self) -> list[str]:
+        return self.http.paths
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.http.base
 
     @property
     def card_url(self) -> str:
@@ -65,37 +71,15 @@ class CardServer:
 
 @pytest.fixture
 async def card_server() -> AsyncIterator[CardServer]:
-    state = CardServer()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            path = head.split(" ")[1]
-            state.paths.append(path)
-            if path.startswith("/hop/"):
-                lines = ["HTTP/1.1 307 Temporary Redirect", f"Location: {state.redirect_to}"]
-                body = b""
-            else:
-                lines = ["HTTP/1.1 200 OK", "Content-Type: application/json"]
-                body = card_json(state.base)
-            lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-            writer.write("\r\n".join(lines).encode() + body)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+    def route(request: RequestHead) -> Reply:
+        if request.path.startswith("/hop/"):
+            return Reply("307 Temporary Redirect", {"Location": state.redirect_to})
+        return Reply("200 OK", {"Content-Type": "application/json"}, card_json(state.base))
 
     # every address: a followed redirect to 127.0.0.2 would be answered (and recorded)
-    server = await asyncio.start_server(handle, "0.0.0.0", 0)
-    state.port = server.sockets[0].getsockname()[1]
-    try:
+    async with raw_http_server(route, "0.0.0.0") as http:
+        state = CardServer(http)
         yield state
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def registry(allowed: list[str] | None = None, **dns: str) -> RegistryService:

@@ -9,7 +9,6 @@ Ray handle offers (`InProcessPlanner`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,18 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from pydantic import SecretStr
 
-from actorchestra.actors.agent_actor import AgentActor
-from actorchestra.actors.inprocess import InProcessAgentEndpoint
-from actorchestra.actors.planner.service import Planner, PlannerOptions
+from actorchestra.actors.planner.service import Planner
 from actorchestra.actors.spec import AgentSpec
-from actorchestra.protocol.errors import ActorchestraError
-from actorchestra.serve_apps.identity import AuthTokens, install_auth
-from actorchestra.serve_apps.middleware import runtime_error_response
+from actorchestra.serve_apps.identity import AuthTokens
 from actorchestra.serve_apps.task_routes import add_task_routes
+from tests.unit.planner_helpers import make_planner
+from tests.unit.runtime_app import runtime_app, runtime_client
 
 ANA_TOKEN = "ana-token-0123456789abcdef"
 BOB_TOKEN = "bob-token-0123456789abcdef"
@@ -75,54 +71,19 @@ class InProcessPlanner:
 @pytest.fixture
 async def planner(tmp_path: Path) -> AsyncIterator[Planner]:
     """A planner with `echo` and `sleeper`; its DuckDB store closed after the test."""
-    planner = make_planner(tmp_path)
+    planner = make_planner(tmp_path, SPECS)
     try:
         yield planner
     finally:
         await planner.store.close()
 
 
-def make_planner(tmp_path: Path) -> Planner:
-    actors = {name: [AgentActor(spec, 0, f"http://x/a2a/{name}")] for name, spec in SPECS.items()}
-
-    async def registry() -> list[dict[str, Any]]:
-        return [
-            {
-                "name": name,
-                "kind": "local",
-                "health": "healthy",
-                "concurrency": None,
-                "replicas": [{}],
-                "skills": [s.model_dump() for s in reps[0].info.skills],
-            }
-            for name, reps in actors.items()
-        ]
-
-    async def endpoint(name: str, replicas: int) -> InProcessAgentEndpoint:
-        return InProcessAgentEndpoint(name, actors[name])
-
-    return Planner(PlannerOptions(data_dir=str(tmp_path)), registry, endpoint)
-
-
 def make_app(planner: Planner, tokens: dict[str, SecretStr] | None) -> FastAPI:
     """The task routes as the ingress mounts them: auth first, runtime errors answered."""
-    app = FastAPI()
     auth = AuthTokens(tokens)
-    install_auth(app, auth)
-
-    @app.exception_handler(ActorchestraError)
-    async def _runtime_error(_: Request, exc: ActorchestraError) -> JSONResponse:
-        return runtime_error_response(exc)
-
+    app = runtime_app(auth)
     add_task_routes(app, InProcessPlanner(planner), auth)
     return app
-
-
-@contextlib.asynccontextmanager
-async def runtime_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://runtime") as http:
-        yield http
 
 
 def bearer(token: str | None) -> dict[str, str]:

@@ -9,83 +9,43 @@ and pinning is observed with `httpx.MockTransport`: no external network anywhere
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
 from actorchestra.actors.tools import HttpGet, ToolError, ToolRegistry, ToolsConfig, http_get_tool
+from tests.unit.raw_http import RawHttpServer, Reply, RequestHead, raw_http_server
 
-
-@dataclass
-class LocalServer:
-    base: str
-    port: int
-    paths: list[str] = field(default_factory=list)
-    hosts: list[str] = field(default_factory=list)
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+PAGES = {
+    "/hello": Reply("200 OK", TEXT, "héllo wörld".encode()),
+    "/big": Reply("200 OK", TEXT, b"a" * 200_000),
+    "/missing": Reply("404 Not Found", TEXT, b"no such page"),
+    "/png": Reply("200 OK", {"Content-Type": "image/png"}, b"\x89PNG\r\n\x1a\n"),
+    "/to-hello": Reply("302 Found", {"Location": "/hello"}),
+    "/to-metadata": Reply("302 Found", {"Location": "http://169.254.169.254/latest/meta-data/"}),
+    "/to-ten": Reply("302 Found", {"Location": "http://10.255.255.1/"}),
+    "/to-port-1": Reply("302 Found", {"Location": "http://127.0.0.1:1/"}),
+    "/loop": Reply("302 Found", {"Location": "/loop"}),
+}
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[LocalServer]:
+async def server() -> AsyncIterator[RawHttpServer]:
+    """`PAGES` on 127.0.0.1 only; `/slow` answers once the test is over."""
     release = asyncio.Event()
-    state = LocalServer(base="", port=0)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def route(request: RequestHead) -> Reply:
+        before = release.wait if request.path == "/slow" else None
+        page = PAGES.get(request.path, Reply("200 OK", TEXT, b"slow"))
+        return Reply(page.status, page.headers, page.body, before)
+
+    async with raw_http_server(route, "127.0.0.1") as srv:
         try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            path = head.split(" ")[1]
-            state.paths.append(path)
-            for line in head.split("\r\n")[1:]:
-                if line.lower().startswith("host:"):
-                    state.hosts.append(line.split(":", 1)[1].strip())
-            status, headers, body = _route(path, state.port)
-            if path == "/slow":
-                await release.wait()
-            lines = [f"HTTP/1.1 {status}", *headers, f"Content-Length: {len(body)}"]
-            writer.write(("\r\n".join([*lines, "Connection: close", "", ""])).encode() + body)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            yield srv
         finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    state.port = srv.sockets[0].getsockname()[1]
-    state.base = f"http://127.0.0.1:{state.port}"
-    try:
-        yield state
-    finally:
-        release.set()
-        srv.close()
-        await srv.wait_closed()
-        await asyncio.sleep(0.01)  # let released handlers finish before the next test
-
-
-def _route(path: str, port: int) -> tuple[str, list[str], bytes]:
-    text = ["Content-Type: text/plain; charset=utf-8"]
-    if path == "/hello":
-        return "200 OK", text, "héllo wörld".encode()
-    if path == "/big":
-        return "200 OK", text, b"a" * 200_000
-    if path == "/missing":
-        return "404 Not Found", text, b"no such page"
-    if path == "/png":
-        return "200 OK", ["Content-Type: image/png"], b"\x89PNG\r\n\x1a\n"
-    if path == "/to-hello":
-        return "302 Found", ["Location: /hello"], b""
-    if path == "/to-metadata":
-        return "302 Found", ["Location: http://169.254.169.254/latest/meta-data/"], b""
-    if path == "/to-ten":
-        return "302 Found", ["Location: http://10.255.255.1/"], b""
-    if path == "/to-port-1":
-        return "302 Found", ["Location: http://127.0.0.1:1/"], b""
-    if path == "/loop":
-        return "302 Found", ["Location: /loop"], b""
-    return "200 OK", text, b"slow"
+            release.set()
 
 
 def _getter(*, allowed: list[str] | None = None, **limits: object) -> HttpGet:
@@ -126,7 +86,7 @@ async def test_refuses_other_schemes(url: str) -> None:
         await _getter().fetch(url)
 
 
-async def test_fetches_from_an_allowed_local_server(server: LocalServer) -> None:
+async def test_fetches_from_an_allowed_local_server(server: RawHttpServer) -> None:
     result = await _getter(allowed=["127.0.0.1"]).fetch(f"{server.base}/hello")
     assert (result.status, result.text, result.truncated) == (200, "héllo wörld", False)
     assert result.content_type.startswith("text/plain")
@@ -136,7 +96,7 @@ async def test_fetches_from_an_allowed_local_server(server: LocalServer) -> None
     assert png.text is None and png.bytes_read == 8
 
 
-async def test_allowed_hosts_accepts_host_port_and_cidr(server: LocalServer) -> None:
+async def test_allowed_hosts_accepts_host_port_and_cidr(server: RawHttpServer) -> None:
     for entry in (f"127.0.0.1:{server.port}", "127.0.0.0/8"):
         result = await _getter(allowed=[entry]).fetch(f"{server.base}/hello")
         assert result.status == 200
@@ -146,18 +106,18 @@ async def test_allowed_hosts_accepts_host_port_and_cidr(server: LocalServer) -> 
         await _getter(allowed=["localhost"]).fetch(f"{server.base}/hello")
 
 
-async def test_without_allowance_the_local_server_is_never_contacted(server: LocalServer) -> None:
+async def test_without_allowance_the_local_server_is_never_contacted(server: RawHttpServer) -> None:
     with pytest.raises(ToolError, match="loopback"):
         await _getter().fetch(f"{server.base}/hello")
     assert server.paths == []
 
 
-async def test_body_is_cut_at_the_size_limit(server: LocalServer) -> None:
+async def test_body_is_cut_at_the_size_limit(server: RawHttpServer) -> None:
     result = await _getter(allowed=["127.0.0.1"], http_max_bytes=1000).fetch(f"{server.base}/big")
     assert result.truncated and result.bytes_read == 1000 and result.text == "a" * 1000
 
 
-async def test_redirects_are_followed_and_each_target_checked(server: LocalServer) -> None:
+async def test_redirects_are_followed_and_each_target_checked(server: RawHttpServer) -> None:
     getter = _getter(allowed=["127.0.0.1"])
     result = await getter.fetch(f"{server.base}/to-hello")
     assert result.url.endswith("/hello") and result.text == "héllo wörld"
@@ -174,7 +134,7 @@ async def test_redirects_are_followed_and_each_target_checked(server: LocalServe
         await _getter(allowed=["127.0.0.1"], http_max_redirects=2).fetch(f"{server.base}/loop")
 
 
-async def test_whole_fetch_has_a_time_limit(server: LocalServer) -> None:
+async def test_whole_fetch_has_a_time_limit(server: RawHttpServer) -> None:
     getter = _getter(allowed=["127.0.0.1"], http_timeout_s=0.3)
     with pytest.raises(ToolError, match=r"took longer than 0\.3s"):
         await getter.fetch(f"{server.base}/slow")
@@ -216,7 +176,7 @@ async def test_a_checked_name_is_pinned_to_the_checked_address() -> None:
     assert len(seen) == 2
 
 
-async def test_http_get_tool_records_refusals(server: LocalServer) -> None:
+async def test_http_get_tool_records_refusals(server: RawHttpServer) -> None:
     registry = ToolRegistry([http_get_tool(ToolsConfig(allowed_hosts="127.0.0.1, example.org"))])
     ok = await registry.call("http_get", {"url": f"{server.base}/hello"})
     assert ok.ok and ok.result["status"] == 200

@@ -1,0 +1,44 @@
+"""A real `Planner` in this process: real agent actor classes, real DuckDB history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from actorchestra.actors.agent_actor import AgentActor
+from actorchestra.actors.inprocess import InProcessAgentEndpoint
+from actorchestra.actors.llm.config import LLMConfig
+from actorchestra.actors.planner.service import Planner, PlannerOptions
+from actorchestra.actors.spec import AgentSpec
+
+
+def make_planner(
+    tmp_path: Path, specs: Mapping[str, AgentSpec], llm: LLMConfig | None = None
+) -> Planner:
+    """A planner over in-process actors for `specs`, every replica healthy, history in `tmp_path`.
+
+    The registry listing and the endpoint lookup it is given stand in for the Ray ones.
+    """
+    actors = {
+        name: [AgentActor(spec, i, f"http://x/a2a/{name}") for i in range(spec.replicas)]
+        for name, spec in specs.items()
+    }
+
+    async def registry() -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "kind": "local",
+                "health": "healthy",
+                "concurrency": None,
+                "replicas": [{}] * len(reps),
+                "skills": [s.model_dump() for s in reps[0].info.skills],
+            }
+            for name, reps in actors.items()
+        ]
+
+    async def endpoint(name: str, replicas: int) -> InProcessAgentEndpoint:
+        return InProcessAgentEndpoint(name, actors[name])
+
+    return Planner(PlannerOptions(data_dir=str(tmp_path), llm=llm), registry, endpoint)
