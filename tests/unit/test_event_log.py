@@ -1,0 +1,73 @@
+"""The planner's event log: numbered in memory, readers never wait for the store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from actorchestra.actors.history import HistoryConfig
+from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
+from actorchestra.actors.planner import events as events_module
+from actorchestra.actors.planner.events import EventLog
+from actorchestra.actors.planner.models import EventKind
+
+
+async def collect(log: EventLog, task_id: str, after: int, finished: bool) -> list[dict]:
+    return [e async for batch in log.read(task_id, after, finished) for e in batch]
+
+
+async def test_events_are_numbered_read_live_and_replayed_after_recording(
+    tmp_path: Path,
+) -> None:
+    store = await DuckDBHistoryStore.open(HistoryConfig(path=tmp_path / "h.duckdb"))
+    log = EventLog(store)
+    log.open("t1")
+    # A reader that connects before anything happened gets every event, live.
+    early = asyncio.create_task(collect(log, "t1", 0, finished=False))
+    await asyncio.sleep(0)
+    log.emit("t1", EventKind.PLANNED, {"n": 1})
+    for i in range(3):
+        log.emit("t1", EventKind.SUBTASK_STARTED, {"subtask": f"s{i}"})
+    # One that connects midway, resuming after seq 2, misses nothing and gets no repeat.
+    late = asyncio.create_task(collect(log, "t1", 2, finished=False))
+    await asyncio.sleep(0)
+    log.emit("t1", EventKind.SUBTASK_COMPLETED, {"subtask": "s0"})
+    log.emit("t1", EventKind.FINAL, {"state": "completed"})
+
+    got_early = await asyncio.wait_for(early, 5)
+    got_late = await asyncio.wait_for(late, 5)
+    assert [e["seq"] for e in got_early] == [1, 2, 3, 4, 5, 6]
+    assert got_early[-1]["kind"] == "final"
+    assert [e["seq"] for e in got_late] == [3, 4, 5, 6]
+
+    # Recorded behind: the store gave the same numbers, and once the final event is
+    # recorded a reader replays from the store.
+    await log.drain()
+    stored = await store.events_after("t1", 0)
+    assert [(r.seq, r.kind) for r in stored] == [(e["seq"], e["kind"]) for e in got_early]
+    replay = await asyncio.wait_for(collect(log, "t1", 4, finished=True), 5)
+    assert [e["seq"] for e in replay] == [5, 6]
+    assert replay[0]["data"] == {"subtask": "s0"}
+    await store.close()
+
+
+async def test_a_reader_far_behind_is_cut_off_and_can_replay(tmp_path: Path) -> None:
+    store = await DuckDBHistoryStore.open(HistoryConfig(path=tmp_path / "h.duckdb"))
+    log = EventLog(store)
+    log.open("t2")
+    reader = log.read("t2", 0, finished=False)
+    first = asyncio.create_task(anext(reader))
+    await asyncio.sleep(0)
+    log.emit("t2", EventKind.PLANNED)
+    assert [e["seq"] for e in await first] == [1]
+    # It stops reading while far more events than a reader may hold arrive.
+    for _ in range(events_module._QUEUE_BOUND + 5):
+        log.emit("t2", EventKind.PROGRESS, {"text": "x"})
+    rest = [e async for batch in reader for e in batch]
+    assert len(rest) == events_module._QUEUE_BOUND  # then cut off, not grown without bound
+    # Reconnecting after what it saw gets the remainder.
+    log.emit("t2", EventKind.FINAL, {"state": "completed"})
+    resumed = await asyncio.wait_for(collect(log, "t2", rest[-1]["seq"], finished=False), 5)
+    assert [e["seq"] for e in resumed] == list(range(rest[-1]["seq"] + 1, 3 + len(rest) + 5))
+    assert resumed[-1]["kind"] == "final"
+    await store.close()
