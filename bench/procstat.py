@@ -24,6 +24,7 @@ def _group(title: str, pid: int) -> str:
         ("ServeReplica", "ingress"),
         ("RayAgentActor", "agents"),
         ("RayRegistryService", "registry"),
+        ("RayHistoryHost", "history"),
         ("RegistryService", "registry"),
     ):
         if name.startswith(prefix):

@@ -64,6 +64,9 @@ class HistoryStore(ABC):
     ) -> None:
         await self.close()
 
+    async def start(self) -> None:  # noqa: B027 - a store that opens nothing does nothing
+        """Open the storage; idempotent."""
+
     @abstractmethod
     async def close(self) -> None:
         """Write what is buffered and release the storage; later calls fail."""

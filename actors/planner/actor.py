@@ -7,38 +7,81 @@ there, do not import DuckDB and the planner.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
 from actorchestra.actors.endpoint import LocalAgentEndpoint
-from actorchestra.actors.planner.service import Planner, PlannerOptions
+from actorchestra.actors.history.errors import HistoryError
+from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost
+from actorchestra.actors.planner.service import Planner, PlannerOptions, history_path
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
 from actorchestra.actors.spec import actor_name
 from actorchestra.protocol.endpoint import AgentEndpoint
 from actorchestra.protocol.errors import ActorchestraError, AgentUnavailableError
 
 PLANNER_NAME = "planner"
-SWITCH_INTERVAL_S = 0.0005
+HISTORY_NAME = "history"
+RECORD_EVERY_S = 0.05  # events gather this long before one call records them
+
+
+def ensure_history(namespace: str, data_dir: str) -> Any:
+    """The `history` actor, which owns the DuckDB file (one writing process per file)."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return HistoryActorRemote.options(
+        name=HISTORY_NAME,
+        namespace=namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        max_concurrency=1000,
+        num_cpus=0,
+    ).remote(str(history_path(str(Path(data_dir).resolve()))))
+
+
+class RayHistoryHost(HistoryHost):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        freeze_startup_objects()
+
+
+HistoryActorRemote = ray.remote(RayHistoryHost)
 
 
 class RayPlanner(Planner):
     """The planner as Ray runs it: agents and the registry found by name in its namespace."""
 
     def __init__(self, options: PlannerOptions, namespace: str) -> None:
-        # The history store writes on a thread of its own, which holds the GIL for
-        # Arrow and JSON work; at Python's default 5 ms switch interval the event loop
-        # waits up to 5 ms for the GIL on every wakeup while it does (a 1,000-subtask
-        # fan-out stalled ~0.6 s that way). A short interval keeps dispatch moving.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._namespace = namespace
         self._registry_handle: RegistryHandle | None = None
         self._connecting: set[asyncio.Task[None]] = set()
-        super().__init__(options, self._registry_rows, self._endpoint)
+        # The history store lives in an actor of its own: its DuckDB writes hold the GIL
+        # for milliseconds at a time, which here stalled the loop that dispatches.
+        self._history = ensure_history(namespace, options.data_dir)
+        super().__init__(
+            options,
+            self._registry_rows,
+            self._endpoint,
+            store=ForwardingHistoryStore(self._history_call),
+            record_every_s=RECORD_EVERY_S,
+        )
         freeze_startup_objects()
+
+    async def _history_call(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        try:
+            return await self._history.call.remote(method, args, kwargs)
+        except RayTaskError as e:
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise HistoryError(f"the history store failed: {e}") from None
+        except (ActorDiedError, ActorUnavailableError) as e:
+            raise HistoryError(f"the history store is restarting: {e}") from None
 
     async def _registry_rows(self) -> list[dict[str, Any]]:
         if self._registry_handle is None:

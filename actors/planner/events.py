@@ -62,8 +62,9 @@ class _Reader:
 
 
 class EventLog:
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: HistoryStore, record_every_s: float = 0.0) -> None:
         self._store = store
+        self._record_every_s = record_every_s
         self._pending: list[Event] = []
         self._flush_task: asyncio.Task[None] | None = None
         self._live: dict[str, list[Event]] = {}  # task id -> its events, until recorded
@@ -95,6 +96,8 @@ class EventLog:
     async def _flush(self) -> None:
         try:
             while self._pending:
+                if self._record_every_s:
+                    await asyncio.sleep(self._record_every_s)  # gather a larger batch
                 batch, self._pending = self._pending, []
                 seqs = await self._store.append_events(
                     [

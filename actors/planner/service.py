@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from actorchestra.actors.history.config import HistoryConfig
 from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
 from actorchestra.actors.history.records import SubtaskRecord, TaskRecord, TaskUpdate
+from actorchestra.actors.history.store import HistoryStore
 from actorchestra.actors.llm.config import LLMConfig
 from actorchestra.actors.planner.events import EventLog
 from actorchestra.actors.planner.graph import plan_from_workflow, plan_problems
@@ -63,18 +64,30 @@ Registry = Callable[[], Awaitable[list[dict[str, Any]]]]
 EndpointFactory = Callable[[str, int], Awaitable[AgentEndpoint]]
 
 
+def history_path(data_dir: str) -> Path:
+    return Path(data_dir) / "history.duckdb"
+
+
 class Planner:
     def __init__(
-        self, options: PlannerOptions, registry: Registry, endpoints: EndpointFactory
+        self,
+        options: PlannerOptions,
+        registry: Registry,
+        endpoints: EndpointFactory,
+        store: HistoryStore | None = None,
+        record_every_s: float = 0.0,
     ) -> None:
+        """`store`: where history goes (default: a DuckDB file in `data_dir`, in this
+        process); `record_every_s`: how long events gather before they are recorded
+        (a store in another process is worth fewer, larger calls)."""
         self.options = options
         self._registry = registry
         self._endpoints = endpoints
-        Path(options.data_dir).mkdir(parents=True, exist_ok=True)
-        self.store = DuckDBHistoryStore(
-            HistoryConfig(path=str(Path(options.data_dir) / "history.duckdb"))
-        )
-        self.events = EventLog(self.store)
+        if store is None:
+            Path(options.data_dir).mkdir(parents=True, exist_ok=True)
+            store = DuckDBHistoryStore(HistoryConfig(path=str(history_path(options.data_dir))))
+        self.store = store
+        self.events = EventLog(self.store, record_every_s)
         self.pool = Pool()
         self._pool_at = 0.0
         self._pool_lock = asyncio.Lock()

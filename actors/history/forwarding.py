@@ -1,0 +1,199 @@
+"""A history store in another process: every call forwarded, the store itself elsewhere.
+
+The DuckDB store runs its writes on a thread that holds the GIL for stretches of 2 to 9
+ms (Arrow and JSON work, DuckDB itself); in the planner's process that stalled the event
+loop that dispatches subtasks. `HistoryHost` (a plain class; `actors.planner.actor`
+makes it the `history` actor) owns the store in a process of its own, and
+`ForwardingHistoryStore` is the `HistoryStore` the planner holds: each method is one call
+through `call(method, args, kwargs)`, whatever transport that is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from actorchestra.actors.history.config import HistoryConfig
+from actorchestra.actors.history.records import (
+    ChatTurn,
+    EventRecord,
+    LLMCallRecord,
+    NewEvent,
+    SubtaskRecord,
+    TaskDetail,
+    TaskPage,
+    TaskRecord,
+    TaskUpdate,
+    TaskUsage,
+    ToolCallRecord,
+)
+from actorchestra.actors.history.store import MAX_PAGE, HistoryStore
+
+Call = Callable[[str, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+
+# What a forwarded call may name: the store's own API, nothing else of the object.
+METHODS = frozenset(
+    {
+        "flush",
+        "upsert_tasks",
+        "update_task",
+        "get_task",
+        "get_task_detail",
+        "list_tasks",
+        "delete_task",
+        "prune_tasks",
+        "upsert_subtasks",
+        "subtasks",
+        "append_events",
+        "events_after",
+        "last_event_seq",
+        "record_llm_calls",
+        "record_tool_calls",
+        "llm_calls",
+        "tool_calls",
+        "task_usage",
+        "append_chat_turns",
+        "chat_turns",
+        "delete_chat",
+    }
+)
+
+
+class HistoryHost:
+    """Owns the DuckDB store in its own process; answers forwarded calls."""
+
+    def __init__(self, path: str) -> None:
+        self._config = HistoryConfig(path=path)
+        self._store: HistoryStore | None = None
+        self._lock = asyncio.Lock()
+
+    async def _opened(self) -> HistoryStore:
+        if self._store is None:
+            async with self._lock:
+                if self._store is None:
+                    from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
+
+                    self._store = await DuckDBHistoryStore.open(self._config)
+        return self._store
+
+    async def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if method not in METHODS:
+            raise ValueError(f"not a history store method: {method!r}")
+        store = await self._opened()
+        return await getattr(store, method)(*args, **kwargs)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+class ForwardingHistoryStore(HistoryStore):
+    """`HistoryStore` whose every call runs in a `HistoryHost` elsewhere."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    async def _do(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._call(method, args, kwargs)
+
+    async def close(self) -> None:
+        """Nothing to release here: the host's store outlives this handle."""
+
+    async def flush(self) -> None:
+        await self._do("flush")
+
+    async def upsert_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        await self._do("upsert_tasks", list(tasks))
+
+    async def update_task(self, update: TaskUpdate, returning: bool = True) -> TaskRecord | None:
+        return await self._do("update_task", update, returning)
+
+    async def get_task(self, task_id: str) -> TaskRecord | None:
+        return await self._do("get_task", task_id)
+
+    async def get_task_detail(self, task_id: str) -> TaskDetail | None:
+        return await self._do("get_task_detail", task_id)
+
+    async def list_tasks(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        return await self._do(
+            "list_tasks",
+            state=state,
+            user_id=user_id,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def delete_task(self, task_id: str) -> bool:
+        return await self._do("delete_task", task_id)
+
+    async def prune_tasks(self, finished_before: datetime) -> int:
+        return await self._do("prune_tasks", finished_before)
+
+    async def upsert_subtasks(self, subtasks: Sequence[SubtaskRecord]) -> None:
+        await self._do("upsert_subtasks", list(subtasks))
+
+    async def subtasks(self, task_id: str) -> list[SubtaskRecord]:
+        return await self._do("subtasks", task_id)
+
+    async def append_events(self, events: Sequence[NewEvent]) -> list[int]:
+        return await self._do("append_events", list(events))
+
+    async def events_after(
+        self, task_id: str, after_seq: int = 0, limit: int = MAX_PAGE
+    ) -> list[EventRecord]:
+        return await self._do("events_after", task_id, after_seq, limit)
+
+    async def last_event_seq(self, task_id: str) -> int:
+        return await self._do("last_event_seq", task_id)
+
+    async def record_llm_calls(self, calls: Sequence[LLMCallRecord]) -> None:
+        await self._do("record_llm_calls", list(calls))
+
+    async def record_tool_calls(self, calls: Sequence[ToolCallRecord]) -> None:
+        await self._do("record_tool_calls", list(calls))
+
+    async def llm_calls(self, task_id: str, limit: int = MAX_PAGE) -> list[LLMCallRecord]:
+        return await self._do("llm_calls", task_id, limit)
+
+    async def tool_calls(self, task_id: str, limit: int = MAX_PAGE) -> list[ToolCallRecord]:
+        return await self._do("tool_calls", task_id, limit)
+
+    async def task_usage(self, task_id: str) -> TaskUsage:
+        return await self._do("task_usage", task_id)
+
+    async def append_chat_turns(self, turns: Sequence[ChatTurn]) -> None:
+        await self._do("append_chat_turns", list(turns))
+
+    async def chat_turns(
+        self,
+        user_id: str,
+        session_id: str | None = None,
+        *,
+        context_id: str | None = None,
+        limit: int = 50,
+        max_tokens: int | None = None,
+    ) -> list[ChatTurn]:
+        return await self._do(
+            "chat_turns",
+            user_id,
+            session_id,
+            context_id=context_id,
+            limit=limit,
+            max_tokens=max_tokens,
+        )
+
+    async def delete_chat(self, user_id: str, session_id: str | None = None) -> int:
+        return await self._do("delete_chat", user_id, session_id)
