@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from actorchestra.actors.history.config import HistoryConfig
+from actorchestra.actors.history.errors import HistoryClosedError
 from actorchestra.actors.history.records import (
     ChatTurn,
     EventRecord,
@@ -94,12 +95,16 @@ class ForwardingHistoryStore(HistoryStore):
 
     def __init__(self, call: Call) -> None:
         self._call = call
+        self._closed = False
 
     async def _do(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self._closed:
+            raise HistoryClosedError("history store is closed")
         return await self._call(method, args, kwargs)
 
     async def close(self) -> None:
-        """Nothing to release here: the host's store outlives this handle."""
+        """Later calls through this handle fail; the host's store outlives it."""
+        self._closed = True
 
     async def flush(self) -> None:
         await self._do("flush")

@@ -31,13 +31,31 @@ from actorchestra.actors.history import (
     ToolCallRecord,
 )
 from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
+from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost
 from actorchestra.protocol.errors import InvalidInputError
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "duckdb-buffered", "duckdb-direct"])
+@pytest.fixture(params=["memory", "duckdb-buffered", "duckdb-direct", "forwarded"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[HistoryStore]:
+    if request.param == "forwarded":
+        # The planner's view of the `history` actor: every call and answer pickled, as
+        # Ray carries them, errors included.
+        host = HistoryHost(str(tmp_path / "history.duckdb"))
+
+        async def call(method: str, args: tuple, kwargs: dict) -> object:
+            args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))
+            try:
+                answer = await host.call(method, args, kwargs)
+            except Exception as e:
+                raise pickle.loads(pickle.dumps(e)) from None
+            return pickle.loads(pickle.dumps(answer))
+
+        async with ForwardingHistoryStore(call) as forwarded:
+            yield forwarded
+        await host.close()
+        return
     if request.param == "memory":
         s: HistoryStore = InMemoryHistoryStore()
     else:
