@@ -1,9 +1,11 @@
 """The planner service: takes tasks, plans them, runs them, answers for them.
 
-A plain class; `actors.runtime` wraps it as the `planner` actor. It owns the task
-history (DuckDB allows one writing process), so every task, subtask and event of the
-runtime is recorded here, and `GET /v1/tasks` reads from here. Running tasks live in
-memory; finished ones are read back from the store.
+A plain class; `actors.planner.actor` wraps it as the `planner` actor. Every task,
+subtask and event of the runtime is recorded through its history store, and
+`GET /v1/tasks` reads from there: in the runtime, the `history` actor, which owns the
+DuckDB file (one writing process per file) in a process of its own; standing alone, a
+DuckDB file opened here. Running tasks live in memory; finished ones are read back from
+the store.
 """
 
 from __future__ import annotations
