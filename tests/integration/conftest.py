@@ -48,9 +48,24 @@ SERVE_ENV = {
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int, avoid: set[int] | None = None) -> list[int]:
+    """`n` distinct free ports (held together while chosen, so none is handed out twice)."""
+    socks: list[socket.socket] = []
+    try:
+        while len(socks) < n:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] in (avoid or set()):
+                s.close()
+                continue
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @dataclass
@@ -118,12 +133,14 @@ def runtime(ray_session: None, third_party_port: int) -> Iterator[Runtime]:
     from actorchestra.serve_apps.builder import INGRESS, build_runtime
     from actorchestra.serve_apps.model_server.actor import ensure_offline_model_server
 
-    port = free_port()
+    # Distinct ports for Serve and the model server, chosen together: each picked on its
+    # own, the model server's free port could be the one Serve was about to bind.
+    port, model_port = free_ports(2, avoid={third_party_port})
     base = f"http://127.0.0.1:{port}"
-    # What `actorchestra up` does when no LLM endpoint is configured (port 0: a free one);
-    # its actor starts while Serve does.
+    # What `actorchestra up` does when no LLM endpoint is configured; its actor starts
+    # while Serve does.
     with ThreadPoolExecutor(1, thread_name_prefix="model-server") as pool:
-        starting = pool.submit(ensure_offline_model_server, NAMESPACE, 0)
+        starting = pool.submit(ensure_offline_model_server, NAMESPACE, model_port)
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         model_server = starting.result()
     agents = test_agents()
