@@ -18,6 +18,7 @@ from google.protobuf.json_format import MessageToDict
 
 from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.endpoint import LocalAgentEndpoint
+from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.registry_service import RegistryService
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, actor_name
 from actorchestra.protocol.codec import unpack
@@ -118,13 +119,7 @@ def ensure_registry(
     """
     allowed = list(allowed_hosts)
     handle = RegistryActorRemote.options(
-        name=REGISTRY_NAME,
-        namespace=namespace,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        max_concurrency=1000,
-        num_cpus=0,
+        **runtime_actor(REGISTRY_NAME, namespace, max_concurrency=1000)
     ).remote(namespace, health_interval_s, probe_timeout_s, allowed)
     ray.get(handle.start.remote(allowed))
     return RegistryHandle(handle)
@@ -138,14 +133,13 @@ def ensure_agent(
     for index in range(spec.replicas):
         handles.append(
             AgentActorRemote.options(
-                name=actor_name(spec.name, index),
-                namespace=namespace,
-                lifetime="detached",
-                get_if_exists=True,
-                max_restarts=-1,
-                max_concurrency=spec.max_concurrency,
-                num_cpus=spec.num_cpus,
-                runtime_env={"env_vars": options.agent_process_env()},
+                **runtime_actor(
+                    actor_name(spec.name, index),
+                    namespace,
+                    max_concurrency=spec.max_concurrency,
+                    num_cpus=spec.num_cpus,
+                    runtime_env={"env_vars": options.agent_process_env()},
+                )
             ).remote(spec, index, base_url, options)
         )
     return handles

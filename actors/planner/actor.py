@@ -18,6 +18,7 @@ from actorchestra.actors.endpoint import LocalAgentEndpoint
 from actorchestra.actors.history.errors import HistoryError
 from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost
 from actorchestra.actors.planner.service import Planner, PlannerOptions, history_path
+from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
 from actorchestra.actors.spec import actor_name
 from actorchestra.protocol.endpoint import AgentEndpoint
@@ -32,13 +33,7 @@ def ensure_history(namespace: str, data_dir: str) -> Any:
     """The `history` actor, which owns the DuckDB file (one writing process per file)."""
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     return HistoryActorRemote.options(
-        name=HISTORY_NAME,
-        namespace=namespace,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        max_concurrency=1000,
-        num_cpus=0,
+        **runtime_actor(HISTORY_NAME, namespace, max_concurrency=1000)
     ).remote(str(history_path(str(Path(data_dir).resolve()))))
 
 
@@ -164,13 +159,11 @@ def _cause(err: RayTaskError) -> BaseException:
 
 def ensure_planner(namespace: str, options: PlannerOptions) -> PlannerHandle:
     handle = PlannerActorRemote.options(
-        name=PLANNER_NAME,
-        namespace=namespace,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        max_concurrency=10_000,
-        num_cpus=0,
-        runtime_env={"env_vars": {"OTEL_INSTRUMENTATION_A2A_SDK_ENABLED": "false"}},
+        **runtime_actor(
+            PLANNER_NAME,
+            namespace,
+            max_concurrency=10_000,
+            runtime_env={"env_vars": {"OTEL_INSTRUMENTATION_A2A_SDK_ENABLED": "false"}},
+        )
     ).remote(options, namespace)
     return PlannerHandle(handle)

@@ -33,6 +33,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.serve_apps.model_server.config import ModelServerConfig
 from actorchestra.serve_apps.model_server.runner import ModelServerHandle, start_model_server
 
@@ -86,17 +87,15 @@ def ensure_offline_model_server(
     config = config or ModelServerConfig()
     port = port or free_port()
     actor = ModelServerRemote.options(
-        name=MODEL_SERVER_ACTOR,
-        namespace=namespace,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        num_cpus=0,
-        # Here: the node whose free port and address these are. Soft: should the node
-        # go, the actor comes back elsewhere (on another address) rather than not at all.
-        scheduling_strategy=NodeAffinitySchedulingStrategy(
-            ray.get_runtime_context().get_node_id(), soft=True
-        ),
+        **runtime_actor(
+            MODEL_SERVER_ACTOR,
+            namespace,
+            # Here: the node whose free port and address these are. Soft: should the node
+            # go, the actor comes back elsewhere (on another address) rather than not at all.
+            scheduling_strategy=NodeAffinitySchedulingStrategy(
+                ray.get_runtime_context().get_node_id(), soft=True
+            ),
+        )
     ).remote(config, port)
     try:
         root_url: str = ray.get(actor.root_url.remote(), timeout=timeout_s)
