@@ -344,11 +344,7 @@ class TaskRun:
                 EventKind.SUBTASK_COMPLETED,
                 {"subtask": sub.spec.id, "agent": sub.agent, "output": _preview(sub.output)},
             )
-            for dep_id in sub.dependants:
-                dep = self.subs[dep_id]
-                dep.waiting_on -= 1
-                if dep.waiting_on == 0 and dep.state == SubtaskState.WAITING:
-                    self.ready.append(dep_id)
+            self._release_dependants(sub)
         else:
             sub.error = error or sub.error
             self.events.emit(
@@ -364,15 +360,19 @@ class TaskRun:
             )
             if sub.spec.optional:
                 # The plan allows going on without it: dependants run without its output.
-                for dep_id in sub.dependants:
-                    dep = self.subs[dep_id]
-                    dep.waiting_on -= 1
-                    if dep.waiting_on == 0 and dep.state == SubtaskState.WAITING:
-                        self.ready.append(dep_id)
+                self._release_dependants(sub)
             else:
                 self._skip_dependants(sub)
         if self.unsettled == 0 and not self.done.done():
             self.done.set_result(None)
+
+    def _release_dependants(self, sub: SubRun) -> None:
+        """`sub` no longer holds its dependants back: those waiting on nothing else are ready."""
+        for dep_id in sub.dependants:
+            dep = self.subs[dep_id]
+            dep.waiting_on -= 1
+            if dep.waiting_on == 0 and dep.state == SubtaskState.WAITING:
+                self.ready.append(dep_id)
 
     def _skip_dependants(self, sub: SubRun) -> None:
         stack = list(sub.dependants)
