@@ -14,23 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from local_ray import free_port, init_local_ray, set_serve_mode
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load(url: str, concurrency: int, duration: float) -> dict[str, float]:
@@ -79,13 +72,7 @@ def memory_of(pid: int) -> dict[str, float]:
 
 
 def run_ingress(levels: list[int], duration: float, mode: str) -> tuple[dict, dict]:
-    if mode == "throughput":
-        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
-        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-        # HAProxy's own stats/metrics listeners default to fixed ports; keep them free.
-        os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
-        os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    set_serve_mode(mode)
     import ray
     from ray import serve
 
@@ -93,12 +80,7 @@ def run_ingress(levels: list[int], duration: float, mode: str) -> tuple[dict, di
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    ray.init(
-        address="local",
-        namespace="actorchestra-bench",
-        include_dashboard=False,
-        logging_level="ERROR",
-    )
+    init_local_ray("actorchestra-bench")
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(

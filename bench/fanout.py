@@ -36,7 +36,6 @@ import math
 import os
 import random
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from local_ray import free_port, init_local_ray, set_serve_mode
 from procstat import cpu_busy, cpu_delta, cpu_snapshot
 
 AGENT = "sleeper"
@@ -276,12 +276,6 @@ class HttpClient(Client):
 
     async def close(self) -> None:
         await self.http.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serves_task_api(base: str) -> bool:
@@ -561,25 +555,14 @@ def main() -> None:
     results = [Result(w) for w in chosen]
     asyncio.run(run_floor(results, args))
 
-    if args.mode == "throughput":
-        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
-        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-        os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
-        os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
+    set_serve_mode(args.mode)
     import ray
     from ray import serve
 
     port = free_port()
     args.base = f"http://127.0.0.1:{port}"
     load = cpu_busy()
-    # address="local": a cluster of its own, never one that RAY_ADDRESS or
-    # /tmp/ray/ray_current_cluster points at (another session's `actorchestra up`)
-    ray.init(
-        address="local",
-        namespace="actorchestra-bench",
-        include_dashboard=False,
-        logging_level="ERROR",
-    )
+    init_local_ray("actorchestra-bench")
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         path, startups = asyncio.run(run_runtime(results, args))

@@ -30,8 +30,6 @@ import argparse
 import asyncio
 import functools
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,14 +41,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from local_ray import free_port, init_local_ray, set_serve_mode
 
 NAMESPACE = "actorchestra-bench-stream"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -242,21 +235,14 @@ async def measure(
 
 def deploy(mode: str, token_ms: float) -> tuple[Any, str]:
     """Ray, the `model-server` actor (paced), and the runtime with a `writer` LLM agent."""
-    if mode == "throughput":
-        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
-        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-        os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
-        os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import ray
+    set_serve_mode(mode)
     from ray import serve
 
     from actorchestra.serve_apps.builder import build_app
     from actorchestra.serve_apps.model_server import ModelServerConfig
     from actorchestra.serve_apps.model_server.actor import ensure_offline_model_server
 
-    # address="local": a Ray of its own, even when `actorchestra up` runs one on this machine
-    ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, logging_level="ERROR")
+    init_local_ray(NAMESPACE)
     model = ensure_offline_model_server(
         NAMESPACE, 0, ModelServerConfig(token_latency_s=token_ms / 1000)
     )
