@@ -28,6 +28,7 @@ from actorchestra.actors.llm import (
     LLMUnavailableError,
     ModelPrice,
 )
+from actorchestra.actors.planner.planning import PLAN_SCHEMA
 from actorchestra.serve_apps.model_server import (
     ModelServerConfig,
     ModelServerHandle,
@@ -232,26 +233,7 @@ async def test_structured_output_with_a_json_schema(llm: LLMClient) -> None:
 
 
 async def test_planning_prompt_gives_a_plan(llm: LLMClient) -> None:
-    schema = {
-        "type": "object",
-        "properties": {
-            "subtasks": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "skill": {"type": "string"},
-                        "input": {"type": "string"},
-                        "depends_on": {"type": "array", "items": {"type": "string"}},
-                    },
-                    "required": ["id", "skill", "input", "depends_on"],
-                },
-            }
-        },
-        "required": ["subtasks"],
-    }
+    schema = PLAN_SCHEMA  # the schema the planner asks with
     system = "You are a planner. Skills:\n" + json.dumps(SKILLS)
     result = await llm.complete(
         [
