@@ -12,8 +12,9 @@ task replays from memory, one of an older task from the store. Either way the re
 subscribes first, then replays, then drains its queue skipping what the replay
 covered: nothing is lost and nothing comes twice.
 
-Events are plain JSON-ready dicts (`TaskEvent` documents the shape): they are made
-once and sent as they are.
+Events are plain JSON-ready dicts, made once and sent as they are: `task_id`, `seq`
+(the SSE id; Last-Event-ID resumes after it), `kind` (an `EventKind` value), `data` and
+`ts` (seconds since the epoch).
 """
 
 from __future__ import annotations

@@ -141,16 +141,6 @@ class TaskView(BaseModel):
     finished_at: float | None = None
 
 
-class TaskEvent(BaseModel):
-    """One event of a task's stream; `seq` is the SSE id (Last-Event-ID resumes after it)."""
-
-    task_id: str
-    seq: int
-    kind: EventKind
-    data: dict[str, Any] = Field(default_factory=dict)
-    ts: float
-
-
 class TaskPage(BaseModel):
     """`GET /v1/tasks`: newest first; pass `next_cursor` back as `cursor`."""
 
