@@ -2,6 +2,11 @@
 
 `up` joins a reachable Ray cluster (or starts a local one on loopback), deploys the
 Serve config, waits until every agent is healthy and prints where everything is.
+
+The commands that call the runtime's HTTP API (`run`, `agents`, `status`) send a bearer
+token when one is set (`--token`, else ACTORCHESTRA_TOKEN), as a runtime with
+ACTORCHESTRA_AUTH_TOKENS requires; a refusal (401, 403) is told with what to set.
+`up` waits on `/health`, which needs none, and sends none.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import yaml
 from pydantic import SecretStr
 
 from actorchestra import local_ray
-from actorchestra.settings import Settings
+from actorchestra.client import response_reason
+from actorchestra.run_command import refusal_hint, run_task
+from actorchestra.settings import ClientSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -414,15 +421,31 @@ def _remove_runtime(settings: Settings, path: Path) -> int:
     return 0
 
 
-def _get(settings: Settings, path: str) -> httpx.Response:
+def api_token(args: argparse.Namespace) -> SecretStr | None:
+    """`--token`, else ACTORCHESTRA_TOKEN; None when neither is set."""
+    given = getattr(args, "token", None)
+    if given is not None:
+        return SecretStr(given) if given.strip() else None
+    return ClientSettings().token
+
+
+def _get(settings: Settings, path: str, token: SecretStr | None) -> httpx.Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
+    url = settings.ingress_url
     try:
-        return httpx.get(f"{settings.ingress_url}{path}", timeout=10)
+        r = httpx.get(f"{url}{path}", headers=headers, timeout=10)
     except httpx.HTTPError as e:
-        raise SystemExit(f"the runtime is not reachable at {settings.ingress_url}: {e}") from None
+        raise SystemExit(f"the runtime is not reachable at {url}: {e}") from None
+    if r.status_code in (401, 403):
+        hint = refusal_hint(url, r.status_code, token is not None)
+        raise SystemExit(
+            "\n".join(filter(None, [f"refused ({r.status_code}): {response_reason(r)}", hint]))
+        )
+    return r
 
 
-def cmd_status(settings: Settings) -> int:
-    r = _get(settings, "/health")
+def cmd_status(settings: Settings, token: SecretStr | None = None) -> int:
+    r = _get(settings, "/health", token)
     body = r.json()
     print(f"runtime  {settings.ingress_url}  {body.get('status')}")
     print(f"active tasks  {body.get('active_tasks', '?')}")
@@ -436,8 +459,8 @@ def cmd_status(settings: Settings) -> int:
     return 0 if r.status_code == 200 else 1
 
 
-def cmd_agents(settings: Settings, as_json: bool) -> int:
-    r = _get(settings, "/v1/agents")
+def cmd_agents(settings: Settings, as_json: bool, token: SecretStr | None = None) -> int:
+    r = _get(settings, "/v1/agents", token)
     agents = r.json().get("agents", [])
     if as_json:
         print(json.dumps(agents, indent=2))
@@ -461,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--port", type=int, help="ingress HTTP port (default 8000, or ACTORCHESTRA_PORT)"
     )
+    caller = argparse.ArgumentParser(add_help=False, parents=[common])
+    caller.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="bearer token for a runtime with auth: one of its ACTORCHESTRA_AUTH_TOKENS "
+        "(default: ACTORCHESTRA_TOKEN, which keeps it off the command line)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser(
         "up",
@@ -471,19 +501,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "down", parents=[common], help="stop the runtime (and the local Ray that `up` started)"
     )
-    sub.add_parser("status", parents=[common], help="health of the runtime and its agents")
+    sub.add_parser("status", parents=[caller], help="health of the runtime and its agents")
     agents = sub.add_parser(
-        "agents", parents=[common], help="list agents with health, replicas and skills"
+        "agents", parents=[caller], help="list agents with health, replicas and skills"
     )
     agents.add_argument("--json", action="store_true", help="print the registry rows as JSON")
     run = sub.add_parser(
         "run",
-        parents=[common],
+        parents=[caller],
         help="submit a task, watch each subtask live, print the result and its cost",
     )
     run.add_argument("input", help="the task, in words")
     run.add_argument("--workflow", type=Path, help="JSON file with an explicit workflow")
-    run.add_argument("--user", help="user id (tasks and sessions are per user)")
+    run.add_argument(
+        "--user",
+        help="user id (tasks and sessions are per user); with a token, leave it out: the "
+        "token names the user",
+    )
     run.add_argument("--session", help="session id")
     run.add_argument("--no-synthesis", action="store_true", help="answer with the raw outputs")
     run.add_argument("--timeout", type=float, default=600, help="seconds to wait (default 600)")
@@ -492,8 +526,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
-
-    from actorchestra.run_command import run_task
 
     body: dict[str, Any] = {"timeout_s": args.timeout}
     if args.workflow is not None:
@@ -508,7 +540,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_synthesis:
         body["synthesize"] = False
     try:
-        return asyncio.run(run_task(settings.ingress_url, args.input, body))
+        token = api_token(args)
+        # "" for none: for None, Client would read ACTORCHESTRA_TOKEN past an empty --token
+        given = token if token is not None else ""
+        return asyncio.run(run_task(settings.ingress_url, args.input, body, token=given))
     except httpx.HTTPError as e:
         raise SystemExit(f"the runtime is not reachable at {settings.ingress_url}: {e}") from None
 
@@ -530,10 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "down":
         return cmd_down(settings)
     if args.command == "status":
-        return cmd_status(settings)
+        return cmd_status(settings, api_token(args))
     if args.command == "run":
         return cmd_run(settings, args)
-    return cmd_agents(settings, args.json)
+    return cmd_agents(settings, args.json, api_token(args))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@
 
 `events` follows the live stream and, if the connection drops, reconnects with
 `Last-Event-ID` so no event is lost or repeated.
+
+A runtime with auth (`ACTORCHESTRA_AUTH_TOKENS`) takes the caller from a bearer token:
+`Client(url, token=...)`, or `ACTORCHESTRA_TOKEN` in the environment (or `.env`) when
+`token` is left out. Every request carries it as `Authorization: Bearer <token>`; a
+refused one raises `ClientError` with status 401 (no token, or one the runtime does not
+know) or 403.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
+
+from actorchestra.settings import ClientSettings
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +44,35 @@ class ClientError(Exception):
 
 class Client:
     def __init__(
-        self, base_url: str = "http://127.0.0.1:8000", http: httpx.AsyncClient | None = None
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        http: httpx.AsyncClient | None = None,
+        *,
+        token: str | SecretStr | None = None,
     ) -> None:
+        """`token`: the bearer token; None reads ACTORCHESTRA_TOKEN, "" sends none.
+
+        A given `http` client is used as it is, its own headers included; the token is
+        added to each request, not to that client.
+        """
         self.base_url = base_url.rstrip("/")
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
+        if token is None:
+            token = ClientSettings().token
+        elif isinstance(token, str):
+            token = SecretStr(token) if token else None
+        self._token: SecretStr | None = token
+
+    @property
+    def has_token(self) -> bool:
+        """Whether requests carry a bearer token (the token itself is never shown)."""
+        return self._token is not None
+
+    def _auth(self) -> dict[str, str]:
+        if self._token is None:
+            return {}
+        return {"Authorization": f"Bearer {self._token.get_secret_value()}"}
 
     async def __aenter__(self) -> Client:
         return self
@@ -52,9 +85,11 @@ class Client:
             await self._http.aclose()
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        r = await self._http.request(method, f"{self.base_url}{path}", **kwargs)
+        r = await self._http.request(
+            method, f"{self.base_url}{path}", headers=self._auth(), **kwargs
+        )
         if r.status_code >= 400:
-            raise ClientError(r.status_code, _reason(r))
+            raise ClientError(r.status_code, response_reason(r))
         return r.json() if r.content else None
 
     async def submit(
@@ -111,12 +146,12 @@ class Client:
                 await asyncio.sleep(min(0.2 * 2**attempts, 5))
 
     async def _sse(self, task_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
-        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after)}
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after), **self._auth()}
         url = f"{self.base_url}/v1/tasks/{task_id}/events"
         async with self._http.stream("GET", url, headers=headers) as r:
             if r.status_code >= 400:
                 await r.aread()
-                raise ClientError(r.status_code, _reason(r))
+                raise ClientError(r.status_code, response_reason(r))
             data: list[str] = []
             async for line in r.aiter_lines():
                 if line.startswith("data:"):
@@ -152,7 +187,8 @@ class Client:
         return await self.wait(task_id, on_event, timeout_s)
 
 
-def _reason(r: httpx.Response) -> str:
+def response_reason(r: httpx.Response) -> str:
+    """The reason an error answer gives: the runtime's `error.message`, else its body."""
     try:
         body = r.json()
     except ValueError:

@@ -7,14 +7,16 @@ import sys
 import time
 from typing import Any, TextIO
 
+from pydantic import SecretStr
+
 from actorchestra.client import Client, ClientError
 
 
 class ProgressPrinter:
     """One line per subtask event; tokens stream inline under their subtask."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self.out = out
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
         self.t0 = time.monotonic()
         self._streaming: str | None = None
 
@@ -59,14 +61,45 @@ def _short(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-async def run_task(base_url: str, text: str, body: dict[str, Any], out: TextIO = sys.stdout) -> int:
-    """Submit, print progress live, then the result and its cost; exit code 0 on success."""
+def refusal_hint(base_url: str, status: int, token_sent: bool) -> str | None:
+    """What to set when the runtime did not know the caller (401); None otherwise."""
+    if status != 401:
+        return None
+    if not token_sent:
+        return (
+            f"the runtime at {base_url} requires a bearer token: set ACTORCHESTRA_TOKEN "
+            "(or pass --token) to a token from its ACTORCHESTRA_AUTH_TOKENS"
+        )
+    return (
+        f"the runtime at {base_url} does not accept the token given (--token or "
+        "ACTORCHESTRA_TOKEN): use one from its ACTORCHESTRA_AUTH_TOKENS"
+    )
+
+
+async def run_task(
+    base_url: str,
+    text: str,
+    body: dict[str, Any],
+    out: TextIO | None = None,
+    token: str | SecretStr | None = None,
+) -> int:
+    """Submit, print progress live, then the result and its cost; exit code 0 on success.
+
+    `out` defaults to the `sys.stdout` of the call, not of the import (redirections
+    apply); `token` as `Client` takes it: None reads ACTORCHESTRA_TOKEN.
+    """
+    out = out or sys.stdout
     printer = ProgressPrinter(out)
-    async with Client(base_url) as client:
+    async with Client(base_url, token=token) as client:
         try:
             task = await client.run(text, on_event=printer, **body)
         except ClientError as e:
             out.write(f"refused ({e.status}): {e.message}\n")
+            hint = refusal_hint(base_url, e.status, client.has_token)
+            if e.status == 403 and client.has_token and "user_id" in body:
+                hint = "with a token the user is the token's: leave --user out, or use that user's"
+            if hint is not None:
+                out.write(f"{hint}\n")
             return 2
     usage = task["usage"]
     out.write("\n")

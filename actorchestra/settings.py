@@ -4,6 +4,14 @@ Components never read the environment themselves; they take the typed config
 objects this module builds (`runtime_options`, with the LLM and tools sections in it).
 Secrets (`ACTORCHESTRA_LLM_API_KEY`) stay `SecretStr` all the way to the client, so a
 logged or printed config shows `**********`.
+
+Two sides read it: `Settings`, the runtime's (what `actorchestra up` deploys), and
+`ClientSettings`, a caller's of the HTTP API (`actorchestra.client.Client` and the CLI
+commands `run`, `agents`, `status`):
+
+- `ACTORCHESTRA_TOKEN`: the bearer token a caller sends (`Authorization: Bearer
+  <token>`) to a runtime that has `ACTORCHESTRA_AUTH_TOKENS`; one of those tokens.
+  `Client(token=...)` and the CLI's `--token` take precedence over it.
 """
 
 from __future__ import annotations
@@ -253,6 +261,33 @@ class Settings(BaseSettings):
         if self.serve_mode == "throughput":
             return {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
         return {}
+
+
+class ClientSettings(BaseSettings):
+    """What a caller of the runtime's HTTP API reads from the environment.
+
+    Apart from `Settings`, so that a client is not refused over a runtime variable it
+    does not use.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ACTORCHESTRA_",
+        env_file=".env",
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    token: SecretStr | None = Field(
+        default=None,
+        description="bearer token sent to a runtime with auth: one of its "
+        "ACTORCHESTRA_AUTH_TOKENS; unset, requests carry no token",
+    )
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _stripped(cls, v: Any) -> Any:
+        """Blank (`ACTORCHESTRA_TOKEN=`, as `.env` templates write it) means no token."""
+        return (v.strip() or None) if isinstance(v, str) else v
 
 
 def _json_object(text: str, variable: str) -> dict[str, Any]:

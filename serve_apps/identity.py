@@ -6,11 +6,22 @@ read that conversation back through the model. Two modes close that, by configur
 
 - **With auth** (`auth_tokens`, from `ACTORCHESTRA_AUTH_TOKENS=user=token,...`): the
   caller is whoever its `Authorization: Bearer <token>` says, on every route (A2A
-  included: a2a-sdk takes the user from the request). `/v1/chat` and the task API
-  (`serve_apps.task_routes`) require a token (401 without); a body or query `user_id`
-  must be absent or that same user (403 otherwise). Session ids are the caller's to
-  choose: its sessions live under its user, which nobody else can be. A request with no
-  token stays anonymous (cards, health, A2A) and an unknown token is a 401.
+  included: a2a-sdk takes the user from the request). `/v1/chat`, the task API
+  (`serve_apps.task_routes`) and changes to the agent registry (`POST /v1/agents`,
+  `DELETE /v1/agents/{name}`) require a token (401 without, `require_caller`); a body
+  or query `user_id` must be absent or that same user (403 otherwise). Session ids are
+  the caller's to choose: its sessions live under its user, which nobody else can be. A
+  request with no token stays anonymous (cards, health, A2A) and an unknown token is a
+  401.
+- **WebSockets from a browser**, which cannot set an Authorization header, offer the
+  token as a subprotocol instead (the Kubernetes API server's way):
+  `Sec-WebSocket-Protocol: actorchestra.v1, bearer.<base64url(token), unpadded>`. The
+  header wins when both are sent. The route accepts with `actorchestra.v1` (never echoing the
+  token); a browser fails a handshake whose answer names no subprotocol it offered, so
+  it must offer both. An unknown token refuses the handshake before it is accepted: a
+  401 with the JSON error body where the server can answer a handshake with an HTTP
+  response (ASGI's `websocket.http.response`: uvicorn), else a close with 1008 (policy
+  violation) and the reason, which servers turn into a 403.
 - **Without auth** (the default, listening on loopback): the runtime cannot tell
   callers apart, so the body's `user_id` is only a label anyone may claim. The wall is
   then the session id: the runtime issues it (`<128 random bits>.<tag>`, the tag an
@@ -27,6 +38,7 @@ nodes need the setting, or a shared data dir.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -46,10 +58,12 @@ from starlette.authentication import (
     AuthenticationError,
     BaseUser,
     SimpleUser,
+    UnauthenticatedUser,
 )
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from actorchestra.protocol.errors import ConfigError, ForbiddenError, UnauthenticatedError
 from actorchestra.serve_apps.middleware import error_payload
@@ -58,6 +72,11 @@ logger = logging.getLogger(__name__)
 
 SESSION_KEY_FILE = "chat-session.key"
 _KEY_BYTES = 32
+
+# The WebSocket subprotocol the runtime speaks, and the prefix of the one that carries a
+# browser's token (see the module doc).
+WS_SUBPROTOCOL = "actorchestra.v1"
+WS_BEARER_PREFIX = "bearer."
 
 
 class AuthTokens:
@@ -92,15 +111,36 @@ class BearerAuth(AuthenticationBackend):
         self._tokens = tokens
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        scheme, _, token = conn.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
+        token = _bearer_token(conn)
+        if token is None:
             return None
-        user = self._tokens.user_for(token.strip())
+        user = self._tokens.user_for(token)
         if user is None:
             raise AuthenticationError(
                 "the bearer token is not one this runtime accepts (ACTORCHESTRA_AUTH_TOKENS)"
             )
         return AuthCredentials(["authenticated"]), SimpleUser(user)
+
+
+def _bearer_token(conn: HTTPConnection) -> str | None:
+    """The Authorization header's bearer token, else a WebSocket's `bearer.*` subprotocol."""
+    scheme, _, token = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip()
+    if conn.scope["type"] != "websocket":
+        return None
+    for offered in conn.scope.get("subprotocols") or ():
+        if offered.startswith(WS_BEARER_PREFIX):
+            encoded = offered.removeprefix(WS_BEARER_PREFIX)
+            try:
+                raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), b"-_", validate=True)
+                return raw.decode()
+            except ValueError:  # not base64url, or not UTF-8 text
+                raise AuthenticationError(
+                    f"the {WS_BEARER_PREFIX}* subprotocol must carry the token as unpadded "
+                    "base64url"
+                ) from None
+    return None
 
 
 def _auth_failed(conn: HTTPConnection, exc: Exception) -> Response:
@@ -111,11 +151,36 @@ def _auth_failed(conn: HTTPConnection, exc: Exception) -> Response:
     )
 
 
+class _BearerAuthentication(AuthenticationMiddleware):
+    """Starlette's middleware, except that a refused WebSocket handshake is told why.
+
+    Starlette closes it with 1000 (a normal closure) and no reason. Here it is the HTTP
+    401 a request gets, where the server can answer a handshake with an HTTP response,
+    else a close with 1008 (policy violation) and the reason; both before accepting.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        try:
+            result = await self.backend.authenticate(conn)
+        except AuthenticationError as exc:
+            if "websocket.http.response" in (scope.get("extensions") or {}):
+                await _auth_failed(conn, exc)(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008, "reason": str(exc)})
+            return
+        scope["auth"], scope["user"] = result or (AuthCredentials(), UnauthenticatedUser())
+        await self.app(scope, receive, send)
+
+
 def install_auth(app: FastAPI, tokens: AuthTokens) -> None:
     """Identify callers by bearer token on every route; nothing to do without tokens."""
     if tokens.enabled:
         app.add_middleware(
-            AuthenticationMiddleware,
+            _BearerAuthentication,
             backend=BearerAuth(tokens),
             on_error=_auth_failed,  # type: ignore[arg-type]
         )
@@ -234,11 +299,20 @@ class ChatIdentity:
         return ChatCaller(name, True, session_id or uuid.uuid4().hex)
 
 
+def require_caller(
+    tokens: AuthTokens, connection: HTTPConnection, what: str, user_id: object = None
+) -> str | None:
+    """With auth, the caller `authenticated_user` names (401/403); None without auth."""
+    if not tokens.enabled:
+        return None
+    return authenticated_user(connection, user_id, what)
+
+
 def authenticated_user(connection: HTTPConnection, user_id: object, what: str) -> str:
     """The user the request's bearer token names (the app runs `install_auth`).
 
     401 without a token; 403 when the request also names a `user_id` that is someone
-    else. `what` names the API in the 401 ("chat", "task").
+    else. `what` names the API in the 401 ("chat", "task", "agent registry").
     """
     user = connection.scope.get("user")
     if user is None or not user.is_authenticated:

@@ -13,9 +13,8 @@ import time
 from typing import Any
 
 import ray
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,8 +30,9 @@ from actorchestra.actors.runtime import (
 )
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.codec import unpack
-from actorchestra.protocol.errors import ActorchestraError, InvalidInputError
+from actorchestra.protocol.errors import ActorchestraError
 from actorchestra.serve_apps.a2a_routes import mount_agent
+from actorchestra.serve_apps.agent_routes import add_agent_routes
 from actorchestra.serve_apps.config import AppConfig
 from actorchestra.serve_apps.identity import ChatIdentity, install_auth
 from actorchestra.serve_apps.llm_routes import LLMEndpoint, mount_llm_routes
@@ -45,11 +45,6 @@ from actorchestra.serve_apps.served_by import ServedBy, current_replica
 from actorchestra.serve_apps.task_routes import add_task_routes
 
 logger = logging.getLogger(__name__)
-
-
-class RegisterRemoteAgent(BaseModel):
-    card_url: str
-    name: str | None = None
 
 
 @serve.ingress()
@@ -116,6 +111,7 @@ def build_fastapi(ingress: Ingress) -> Any:
     )
     install_auth(app, ingress.identity.tokens)
     _runtime_routes(app, ingress)
+    add_agent_routes(app, ingress.registry, ingress.endpoints, ingress.identity.tokens)
     mount_llm_routes(app, ingress.endpoints, ingress.llm, ingress.identity)
     add_task_routes(app, ingress.planner, ingress.identity.tokens)
     for name, endpoint in ingress.endpoints.items():
@@ -160,37 +156,6 @@ def _runtime_routes(app: FastAPI, ingress: Ingress) -> None:
             "llm": await ingress.llm.health(),
         }
         return JSONResponse(body, status_code=503 if status == "unhealthy" else 200)
-
-    @app.get("/v1/agents", tags=["agents"])
-    async def list_agents(
-        skill: str | None = Query(None, description="only agents offering this skill id"),
-        tag: str | None = Query(None, description="only agents with a skill carrying this tag"),
-        q: str | None = Query(None, description="free text over skill names and descriptions"),
-    ) -> dict[str, Any]:
-        if skill or tag or q:
-            return {"agents": await registry.find(skill, tag, q)}
-        return {"agents": await registry.list()}
-
-    @app.get("/v1/agents/{name}", tags=["agents"])
-    async def get_agent(name: str) -> dict[str, Any]:
-        return await registry.get(name)
-
-    @app.post("/v1/agents", status_code=201, tags=["agents"])
-    async def register_remote(body: RegisterRemoteAgent) -> dict[str, Any]:
-        """Register a third-party A2A agent by its card URL.
-
-        The registry fetches the card now and on every health probe, so the URL must
-        reach a public address or one in ACTORCHESTRA_ALLOWED_HOSTS: 403 otherwise.
-        """
-        return await registry.register_remote(body.card_url, body.name)
-
-    @app.delete("/v1/agents/{name}", status_code=204, tags=["agents"])
-    async def unregister(name: str) -> None:
-        if name in ingress.endpoints:
-            raise InvalidInputError(
-                f"{name!r} is a local agent from the config; remove it there and redeploy"
-            )
-        await registry.remove(name)
 
 
 def _fallbacks(app: FastAPI, ingress: Ingress) -> None:

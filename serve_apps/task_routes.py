@@ -2,7 +2,9 @@
 
 Events carry their per-task `seq` as the SSE id: a client that reconnects with
 `Last-Event-ID: <seq>` (or `?after=<seq>`) gets every event after it, then the live
-ones; the WebSocket takes the same `after` query parameter.
+ones; the WebSocket takes the same `after` query parameter. It accepts with the
+`actorchestra.v1` subprotocol when the client offers it, as a browser that sends its
+token as a subprotocol must (`identity.WS_SUBPROTOCOL`).
 
 Whose tasks a caller reaches follows `serve_apps.identity`:
 
@@ -36,7 +38,7 @@ from actorchestra.protocol.errors import (
     TaskNotFound,
     error_body,
 )
-from actorchestra.serve_apps.identity import AuthTokens, authenticated_user
+from actorchestra.serve_apps.identity import WS_SUBPROTOCOL, AuthTokens, require_caller
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +71,11 @@ class TaskAccess:
 
     def __init__(self, planner: TaskBackend, tokens: AuthTokens) -> None:
         self._planner = planner
-        self.enforced = tokens.enabled
+        self._tokens = tokens
 
     def caller(self, connection: HTTPConnection, user_id: object = None) -> str | None:
         """The token's user with auth (401/403 as runtime errors); None without auth."""
-        if not self.enforced:
-            return None
-        return authenticated_user(connection, user_id, "task")
+        return require_caller(self._tokens, connection, "task", user_id)
 
     async def owned(self, task_id: str, caller: str | None) -> dict[str, Any] | None:
         """The task's view if `caller` owns it, None without auth (nothing checked).
@@ -179,8 +179,13 @@ def add_task_routes(app: FastAPI, planner: TaskBackend, tokens: AuthTokens) -> N
 
     @app.websocket("/v1/tasks/{task_id}/ws")
     async def task_ws(websocket: WebSocket, task_id: str, after: int = 0) -> None:
-        """The task's events; an error is sent as its JSON body, then closes 4000 + status."""
-        await websocket.accept()
+        """The task's events; an error is sent as its JSON body, then closes 4000 + status.
+
+        A browser cannot set Authorization here: it offers the subprotocols
+        `actorchestra.v1` and `bearer.<base64url token>` (see `identity`).
+        """
+        offered = websocket.scope.get("subprotocols") or ()
+        await websocket.accept(WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
         try:
             await access.owned(task_id, access.caller(websocket))
             async for event in planner.events(task_id, after):

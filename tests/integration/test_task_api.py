@@ -164,6 +164,12 @@ async def test_the_websocket_carries_the_same_events(client: Client, runtime: Ru
         got = [json.loads(m) async for m in ws]
     sse = [e async for e in client.events(task["task_id"], after=1)]
     assert [e["seq"] for e in got] == [e["seq"] for e in sse] and got[-1]["kind"] == "final"
+    # A browser's offer (its token as a subprotocol; this runtime has no auth, so unused)
+    # is answered through Serve's proxy with the runtime's subprotocol, as browsers require.
+    offer = ["actorchestra.v1", "bearer.YW55LXRva2Vu"]
+    async with websockets.connect(url, subprotocols=offer) as ws:
+        assert ws.subprotocol == "actorchestra.v1"
+        assert [json.loads(m) async for m in ws] == got
 
 
 async def test_retry_on_another_replica_after_the_agent_is_killed(

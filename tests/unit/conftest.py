@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from tests.unit.card_server import CardServer, serve_card
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +28,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("ACTORCHESTRA_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+async def card_server() -> AsyncIterator[CardServer]:
+    """A third party's agent card on loopback (`tests.unit.card_server`)."""
+    async with serve_card() as server:
+        yield server

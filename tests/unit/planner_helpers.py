@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +42,35 @@ def make_planner(
         return InProcessAgentEndpoint(name, actors[name])
 
     return Planner(PlannerOptions(data_dir=str(tmp_path), llm=llm), registry, endpoint)
+
+
+class InProcessPlanner:
+    """The calls of `actors.planner.actor.PlannerHandle`, on a planner in this process."""
+
+    def __init__(self, planner: Planner) -> None:
+        self.planner = planner
+
+    async def submit(self, body: dict[str, Any]) -> str:
+        return await self.planner.submit(body)
+
+    async def get(self, task_id: str) -> dict[str, Any]:
+        return await self.planner.get(task_id)
+
+    async def list(self, **filters: Any) -> dict[str, Any]:
+        return await self.planner.list(**filters)
+
+    async def cancel(self, task_id: str) -> dict[str, Any]:
+        return await self.planner.cancel(task_id)
+
+    async def delete(self, task_id: str) -> None:
+        await self.planner.delete(task_id)
+
+    async def event_batches(
+        self, task_id: str, after_seq: int = 0
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        async for batch in self.planner.stream_event_batches(task_id, after_seq):
+            yield batch
+
+    async def events(self, task_id: str, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
+        async for event in self.planner.stream_events(task_id, after_seq):
+            yield event

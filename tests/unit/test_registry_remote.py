@@ -1,85 +1,23 @@
 """Third-party agents by card URL: the registry fetches only where it may (SSRF guard).
 
 The registry service runs in this process without Ray (registration and probes need
-none); the "third party" is a small HTTP server on loopback that records every request,
-so a test sees what the guard let through. Loopback is refused by default: each test
-that means to reach the server allows exactly its `127.0.0.1:<port>`.
+none); the "third party" is a small HTTP server on loopback that records every request
+(the `card_server` fixture), so a test sees what the guard let through. Loopback is
+refused by default: each test that means to reach the server allows exactly its
+`127.0.0.1:<port>`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-from a2a.types import a2a_pb2
-from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_1_0
-from google.protobuf.json_format import MessageToDict
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
 
 from actorchestra.actors.registry_service import RegistryService
 from actorchestra.protocol.errors import AddressRefusedError, InvalidInputError
 from actorchestra.registry.models import Health
-from tests.unit.raw_http import RawHttpServer, Reply, RequestHead, raw_http_server
-
-
-def card_json(base: str) -> bytes:
-    card = a2a_pb2.AgentCard(
-        name="forecast",
-        description="Weather forecasts from somebody else's server",
-        version="2.1.0",
-        supported_interfaces=[
-            a2a_pb2.AgentInterface(
-                url=base, protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION_1_0
-            )
-        ],
-        default_input_modes=["text/plain"],
-        default_output_modes=["text/plain"],
-        skills=[a2a_pb2.AgentSkill(id="weather", name="weather", description="Forecasts")],
-    )
-    return json.dumps(MessageToDict(card)).encode()
-
-
-@dataclass
-class CardServer:
-    """Serves a card at the well-known path; `/hop/...` redirects to `redirect_to`."""
-
-    http: RawHttpServer
-    redirect_to: str = ""
-
-    @property
-    def port(self) -> int:
-        return self.http.port
-
-    @property
-    def paths(self) -> list[str]:
-        return self.http.paths
-
-    @property
-    def base(self) -> str:
-        return self.http.base
-
-    @property
-    def card_url(self) -> str:
-        return f"{self.base}{AGENT_CARD_WELL_KNOWN_PATH}"
-
-    @property
-    def allowed(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-async def card_server() -> AsyncIterator[CardServer]:
-    def route(request: RequestHead) -> Reply:
-        if request.path.startswith("/hop/"):
-            return Reply("307 Temporary Redirect", {"Location": state.redirect_to})
-        return Reply("200 OK", {"Content-Type": "application/json"}, card_json(state.base))
-
-    # every address: a followed redirect to 127.0.0.2 would be answered (and recorded)
-    async with raw_http_server(route, "0.0.0.0") as http:
-        state = CardServer(http)
-        yield state
+from tests.unit.card_server import CardServer
 
 
 def registry(allowed: list[str] | None = None, **dns: str) -> RegistryService:

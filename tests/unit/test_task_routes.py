@@ -3,14 +3,18 @@
 The routes are mounted on a bare FastAPI app the way the ingress mounts them (auth
 middleware, runtime error answers) in front of a real `Planner` in this process (real
 agent actor classes, real DuckDB history under `tmp_path`), through the same calls the
-Ray handle offers (`InProcessPlanner`).
+Ray handle offers (`InProcessPlanner`). The WebSocket is driven as an ASGI server would
+drive it, and once through uvicorn on a loopback socket, for what only a real handshake
+shows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,8 @@ from actorchestra.actors.planner.service import Planner
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.serve_apps.identity import AuthTokens
 from actorchestra.serve_apps.task_routes import add_task_routes
-from tests.unit.planner_helpers import make_planner
-from tests.unit.runtime_app import runtime_app, runtime_client
+from tests.unit.planner_helpers import InProcessPlanner, make_planner
+from tests.unit.runtime_app import runtime_app, runtime_client, served
 
 ANA_TOKEN = "ana-token-0123456789abcdef"
 BOB_TOKEN = "bob-token-0123456789abcdef"
@@ -34,38 +38,6 @@ SPECS = {
     "echo": AgentSpec(name="echo", cls="actorchestra.actors.examples:EchoAgent"),
     "sleeper": AgentSpec(name="sleeper", cls="actorchestra.actors.examples:SleepAgent"),
 }
-
-
-class InProcessPlanner:
-    """The calls of `actors.planner.actor.PlannerHandle`, on a planner in this process."""
-
-    def __init__(self, planner: Planner) -> None:
-        self.planner = planner
-
-    async def submit(self, body: dict[str, Any]) -> str:
-        return await self.planner.submit(body)
-
-    async def get(self, task_id: str) -> dict[str, Any]:
-        return await self.planner.get(task_id)
-
-    async def list(self, **filters: Any) -> dict[str, Any]:
-        return await self.planner.list(**filters)
-
-    async def cancel(self, task_id: str) -> dict[str, Any]:
-        return await self.planner.cancel(task_id)
-
-    async def delete(self, task_id: str) -> None:
-        await self.planner.delete(task_id)
-
-    async def event_batches(
-        self, task_id: str, after_seq: int = 0
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        async for batch in self.planner.stream_event_batches(task_id, after_seq):
-            yield batch
-
-    async def events(self, task_id: str, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
-        async for event in self.planner.stream_events(task_id, after_seq):
-            yield event
 
 
 @pytest.fixture
@@ -226,14 +198,33 @@ async def test_with_auth_a_task_without_an_owner_is_nobodys(planner: Planner) ->
 # -- the WebSocket, driven as an ASGI server would ------------------------------------------
 
 
+@dataclass
+class WsSession:
+    """What a WebSocket client saw: the handshake's answer, the JSON messages, the close."""
+
+    accepted: bool
+    subprotocol: str | None
+    sent: list[dict[str, Any]]
+    code: int | None
+    reason: str
+
+
+def browser_subprotocols(token: str) -> list[str]:
+    """What a browser offers in place of an Authorization header (see the README)."""
+    encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+    return ["actorchestra.v1", f"bearer.{encoded}"]
+
+
 async def websocket(
-    app: FastAPI, path: str, token: str | None
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Open `path` as a WebSocket; the JSON messages sent, and the close code."""
+    app: FastAPI, path: str, token: str | None, subprotocols: list[str] | None = None
+) -> WsSession:
+    """Open `path` as a WebSocket on a server without the denial-response extension."""
     headers = [
         (b"host", b"runtime"),
         *[(k.lower().encode(), v.encode()) for k, v in bearer(token).items()],
     ]
+    if subprotocols:
+        headers.append((b"sec-websocket-protocol", ", ".join(subprotocols).encode()))
     scope = {
         "type": "websocket",
         "asgi": {"version": "3.0"},
@@ -245,22 +236,23 @@ async def websocket(
         "headers": headers,
         "client": ("127.0.0.1", 50000),
         "server": ("runtime", 80),
-        "subprotocols": [],
+        "subprotocols": subprotocols or [],
     }
     incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     incoming.put_nowait({"type": "websocket.connect"})
-    sent: list[dict[str, Any]] = []
-    closed: list[int | None] = []
+    session = WsSession(False, None, [], None, "")
 
     async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "websocket.send":
-            sent.append(json.loads(message["text"]))
-        elif message["type"] == "websocket.close":
-            closed.append(message.get("code"))
+        if message["type"] == "websocket.accept":
+            session.accepted, session.subprotocol = True, message.get("subprotocol")
+        elif message["type"] == "websocket.send":
+            session.sent.append(json.loads(message["text"]))
+        elif message["type"] == "websocket.close" and session.code is None:
+            session.code, session.reason = message.get("code"), message.get("reason") or ""
 
     async with asyncio.timeout(20):
         await app(scope, incoming.get, send)
-    return sent, closed[0] if closed else None
+    return session
 
 
 async def test_with_auth_the_websocket_streams_only_to_the_owner(planner: Planner) -> None:
@@ -270,15 +262,86 @@ async def test_with_auth_the_websocket_streams_only_to_the_owner(planner: Planne
     await finished(planner, task_id)
     path = f"/v1/tasks/{task_id}/ws"
 
-    events, code = await websocket(app, path, ANA_TOKEN)
-    assert code == 1000 and events[-1]["kind"] == "final"
-    sent, code = await websocket(app, path, BOB_TOKEN)
-    assert code == 4404
-    assert sent == [
+    ws = await websocket(app, path, ANA_TOKEN)
+    assert ws.code == 1000 and ws.sent[-1]["kind"] == "final"
+    ws = await websocket(app, path, BOB_TOKEN)
+    assert ws.code == 4404
+    assert ws.sent == [
         {"error": {"code": 404, "reason": "TASK_NOT_FOUND", "message": f"no task {task_id!r}"}}
     ]
-    sent, code = await websocket(app, path, None)
-    assert code == 4401 and sent[0]["error"]["reason"] == "UNAUTHENTICATED"
+    ws = await websocket(app, path, None)
+    assert ws.code == 4401 and ws.sent[0]["error"]["reason"] == "UNAUTHENTICATED"
+
+
+async def test_with_auth_a_browser_sends_its_token_as_a_subprotocol(planner: Planner) -> None:
+    app = make_app(planner, TOKENS)
+    async with runtime_client(app) as http:
+        task_id = await submit(http, ANA_TOKEN, echo_task())
+    await finished(planner, task_id)
+    path = f"/v1/tasks/{task_id}/ws"
+
+    ws = await websocket(app, path, None, browser_subprotocols(ANA_TOKEN))
+    assert ws.subprotocol == "actorchestra.v1"  # never the token back
+    assert ws.code == 1000 and ws.sent[-1]["kind"] == "final"
+    # The token's user is the caller, as with the header: bob's token does not reach it.
+    ws = await websocket(app, path, None, browser_subprotocols(BOB_TOKEN))
+    assert (ws.subprotocol, ws.code) == ("actorchestra.v1", 4404)
+    # No token at all: accepted with the subprotocol, so a browser can read the error.
+    ws = await websocket(app, path, None, ["actorchestra.v1"])
+    assert (ws.subprotocol, ws.code) == ("actorchestra.v1", 4401)
+    assert "ACTORCHESTRA_AUTH_TOKENS" in ws.sent[0]["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("token", "subprotocols", "reason"),
+    [
+        (None, browser_subprotocols("not-a-token"), "not one this runtime accepts"),
+        ("not-a-token", None, "not one this runtime accepts"),
+        (None, ["actorchestra.v1", "bearer.not base64!"], "unpadded base64url"),
+        (None, ["actorchestra.v1", "bearer.__8"], "unpadded base64url"),  # not UTF-8 text
+    ],
+)
+async def test_with_auth_an_unknown_websocket_token_is_refused_before_accepting(
+    planner: Planner, token: str | None, subprotocols: list[str] | None, reason: str
+) -> None:
+    ws = await websocket(make_app(planner, TOKENS), "/v1/tasks/any/ws", token, subprotocols)
+    assert not ws.accepted and ws.sent == []
+    assert ws.code == 1008  # policy violation
+    assert reason in ws.reason and "not-a-token" not in ws.reason
+    assert len(ws.reason.encode()) <= 123  # what a close frame can carry
+
+
+async def test_over_a_socket_a_browser_token_is_accepted_and_a_wrong_one_is_a_401(
+    planner: Planner,
+) -> None:
+    """Through uvicorn and the `websockets` client, as a browser or a script connects."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    app = make_app(planner, TOKENS)
+    async with served(app) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            task_id = await submit(http, ANA_TOKEN, echo_task())
+        await finished(planner, task_id)
+        url = f"{base.replace('http', 'ws')}/v1/tasks/{task_id}/ws"
+
+        async with connect(url, subprotocols=browser_subprotocols(ANA_TOKEN)) as ws:
+            assert ws.subprotocol == "actorchestra.v1"
+            events = [json.loads(m) async for m in ws]
+        assert events[-1]["kind"] == "final"
+        # Scripts keep sending the header.
+        async with connect(url, additional_headers=bearer(ANA_TOKEN)) as ws:
+            assert ws.subprotocol is None
+            assert [json.loads(m) async for m in ws][-1]["kind"] == "final"
+
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, subprotocols=browser_subprotocols("not-a-token")):
+                pass
+        response = refused.value.response
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        message = json.loads(response.body)["error"]["message"]
+        assert "not one this runtime accepts (ACTORCHESTRA_AUTH_TOKENS)" in message
 
 
 # -- without auth: user_id is a label -----------------------------------------------------------
@@ -304,8 +367,11 @@ async def test_without_auth_user_id_is_a_label_anyone_may_use(planner: Planner) 
         r = await http.get(f"/v1/tasks/{task_id}", headers=bearer(BOB_TOKEN))
         assert r.status_code == 200
         assert (await http.delete(f"/v1/tasks/{task_id}")).status_code == 204
-    events, code = await websocket(app, f"/v1/tasks/{other}/ws", None)
-    assert code == 1000 and events[-1]["kind"] == "final"
+    ws = await websocket(app, f"/v1/tasks/{other}/ws", None)
+    assert ws.code == 1000 and ws.sent[-1]["kind"] == "final"
+    # A browser's subprotocols are answered as with auth; the token is not looked at.
+    ws = await websocket(app, f"/v1/tasks/{other}/ws", None, browser_subprotocols("any-token"))
+    assert ws.subprotocol == "actorchestra.v1" and ws.sent[-1]["kind"] == "final"
 
 
 @pytest.mark.parametrize("tokens", [None, TOKENS])
