@@ -16,7 +16,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
 from actorchestra.actors.endpoint import LocalAgentEndpoint
 from actorchestra.actors.history.errors import HistoryError
-from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost
+from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost, pack_call
 from actorchestra.actors.planner.service import Planner, PlannerOptions, history_path
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
@@ -69,7 +69,7 @@ class RayPlanner(Planner):
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         try:
-            return await self._history.call.remote(method, args, kwargs)
+            return await self._history.call_packed.remote(pack_call(method, args, kwargs))
         except RayTaskError as e:
             cause = getattr(e, "cause", None)
             if isinstance(cause, Exception):

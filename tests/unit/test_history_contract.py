@@ -31,7 +31,7 @@ from actorchestra.actors.history import (
     ToolCallRecord,
 )
 from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
-from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost
+from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost, pack_call
 from actorchestra.protocol.errors import InvalidInputError
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -40,14 +40,13 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture(params=["memory", "duckdb-buffered", "duckdb-direct", "forwarded"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[HistoryStore]:
     if request.param == "forwarded":
-        # The planner's view of the `history` actor: every call and answer pickled, as
-        # Ray carries them, errors included.
+        # The planner's view of the `history` actor: every call packed as the planner
+        # packs it, every answer and error pickled, as Ray carries them.
         host = HistoryHost(str(tmp_path / "history.duckdb"))
 
         async def call(method: str, args: tuple, kwargs: dict) -> object:
-            args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))
             try:
-                answer = await host.call(method, args, kwargs)
+                answer = await host.call_packed(pack_call(method, args, kwargs))
             except Exception as e:
                 raise pickle.loads(pickle.dumps(e)) from None
             return pickle.loads(pickle.dumps(answer))
