@@ -41,8 +41,25 @@ async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+def route_path(scope: Scope) -> str:
+    """The path under the app's root: `/a2a/...`, `/v1/...`, whatever prefix it is served at.
+
+    Under a Serve `route_prefix` (or uvicorn's `--root-path`) `path` still starts with
+    the prefix, which the app's own routes do not name. The app's root is Starlette's
+    `app_root_path` once a `Mount` has lengthened `root_path` for its sub-routes.
+    """
+    path: str = scope["path"]
+    root: str = scope.get("app_root_path", scope.get("root_path", ""))
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
+
+
 def error_payload(path: str, status: int, code: int, message: str) -> dict[str, Any]:
-    """A JSON-RPC error for the JSON-RPC endpoint, the HTTP+JSON error body elsewhere."""
+    """A JSON-RPC error for the JSON-RPC endpoint, the HTTP+JSON error body elsewhere.
+
+    `path` is the route path (`route_path`), not the URL's.
+    """
     if _JSONRPC_PATH.match(path):
         return {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
     return {
@@ -77,7 +94,7 @@ class RequestGuard:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        path = route_path(scope)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         limit = self.max_body_bytes
         length = headers.get("content-length")

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from actorchestra.serve_apps.middleware import RequestGuard
+from actorchestra.serve_apps.middleware import RequestGuard, route_path
 
 LIMIT = 1024
 
@@ -206,3 +206,35 @@ async def test_content_type_is_only_checked_under_a2a(
     r = await client.put("/v1/notes", content=b"x" * (LIMIT + 1))
     assert r.status_code == 413
     assert r.json()["error"]["status"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_under_a_route_prefix_the_a2a_paths_are_still_known(downstream: Downstream) -> None:
+    """Serve's `route_prefix` (uvicorn's `--root-path`) stays in `path`; `root_path` names it."""
+    guarded = RequestGuard(downstream.app, max_body_bytes=LIMIT)
+    transport = httpx.ASGITransport(app=guarded, root_path="/auth")
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingress.test") as c:
+        r = await c.post("/auth/a2a/x", content=b"hello", headers={"content-type": "text/plain"})
+        assert r.status_code == 415 and r.json()["jsonrpc"] == "2.0"
+        r = await c.post("/auth/a2a/x", content=b"x" * (LIMIT + 1), headers=JSON)
+        assert r.status_code == 413 and r.json()["jsonrpc"] == "2.0"
+        r = await c.post("/auth/v1/notes", content=b"plain", headers={"content-type": "text/plain"})
+        assert r.status_code == 200
+    assert downstream.seen == [("POST", "/auth/v1/notes", 5)]
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ({"path": "/a2a/x"}, "/a2a/x"),
+        ({"path": "/auth/a2a/x", "root_path": "/auth"}, "/a2a/x"),
+        ({"path": "/auth", "root_path": "/auth"}, ""),
+        ({"path": "/authx/a2a/x", "root_path": "/auth"}, "/authx/a2a/x"),  # not under it
+        # inside a Mount, `root_path` has grown; the app's own root is `app_root_path`
+        (
+            {"path": "/auth/a2a/x/t/a2a/y", "root_path": "/auth/a2a/x/t", "app_root_path": "/auth"},
+            "/a2a/x/t/a2a/y",
+        ),
+    ],
+)
+def test_route_path_is_the_path_under_the_apps_root(scope: dict[str, str], expected: str) -> None:
+    assert route_path(scope) == expected
