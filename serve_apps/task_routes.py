@@ -107,10 +107,11 @@ def add_task_routes(app: FastAPI, planner: TaskBackend, tokens: AuthTokens) -> N
         if caller is not None:
             body = {**body, "user_id": caller}
         task_id = await planner.submit(body)
+        here = f"{request.scope.get('root_path', '')}/v1/tasks/{task_id}"  # under any prefix
         return JSONResponse(
-            {"task_id": task_id, "events": f"/v1/tasks/{task_id}/events"},
+            {"task_id": task_id, "events": f"{here}/events"},
             status_code=202,
-            headers={"Location": f"/v1/tasks/{task_id}"},
+            headers={"Location": here},
         )
 
     @app.get("/v1/tasks", tags=["tasks"])

@@ -104,6 +104,9 @@ async def test_tasks_need_a_token_and_belong_to_its_user(
     r = await http.post(f"{auth_base}/v1/tasks", json=body, headers=bearer(ALICE_TOKEN))
     assert r.status_code == 202, r.text
     task_id = r.json()["task_id"]
+    # The links it answers with name the route prefix the runtime is served under.
+    assert r.headers["Location"] == f"{PREFIX}/v1/tasks/{task_id}"
+    assert r.json()["events"] == f"{PREFIX}/v1/tasks/{task_id}/events"
     r = await http.get(f"{auth_base}/v1/tasks/{task_id}", headers=bearer(ALICE_TOKEN))
     assert r.status_code == 200 and r.json()["user_id"] == "alice"
 
