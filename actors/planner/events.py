@@ -46,6 +46,7 @@ class _Reader:
         self.closed = False  # the final event is in (or the reader was cut off)
         self.cut_off = False
         self.wake = asyncio.Event()
+        self.gone = asyncio.Event()  # the reader is done: its last batch was taken on
 
     def put(self, event: Event) -> None:
         if len(self.events) >= _QUEUE_BOUND:
@@ -174,11 +175,31 @@ class EventLog:
                 if closed or (fresh and fresh[-1]["kind"] == EventKind.FINAL.value):
                     return
         finally:
+            # Reached when the consumer asks past the last batch: for a Ray streaming
+            # call, once that batch has been shipped.
+            reader.gone.set()
             readers = self._readers.get(task_id)
             if readers is not None:
                 readers.discard(reader)
                 if not readers:
                     self._readers.pop(task_id, None)
+
+    async def shipped(self, task_id: str, at_most_s: float) -> None:
+        """Wait (at most `at_most_s`) until the task's live readers are done with it.
+
+        After the final event, the planner builds the task's records: tens of
+        milliseconds of Python for a large task, during which a streaming reply
+        (serialised on Ray's thread, which needs the GIL) would wait. Readers first.
+        """
+        readers = self._readers.get(task_id)
+        if not readers:
+            return
+        waits = [asyncio.ensure_future(r.gone.wait()) for r in readers]
+        try:
+            await asyncio.wait(waits, timeout=at_most_s)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def _replay(self, task_id: str, after_seq: int) -> AsyncIterator[list[Event]]:
         """Recorded events after `after_seq`, a page at a time, up to the final one."""

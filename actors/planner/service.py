@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 ORCHESTRATOR = "orchestrator"
 _UNLIMITED = 256  # capacity of an agent replica without a concurrency limit
+_SHIP_FINAL_S = 0.1  # the longest the records wait for readers to send the final event
 
 
 class PlannerOptions(BaseModel):
@@ -330,7 +331,8 @@ class Planner:
                 "usage": active.usage.model_dump(),
             },
         )
-        await asyncio.sleep(0)  # readers send the final event before the records are built
+        # Readers send the final event before the records are built (see EventLog.shipped).
+        await self.events.shipped(active.task_id, _SHIP_FINAL_S)
         view = self._view(active)
         finished_at = datetime.fromtimestamp(now, UTC)
         await self.store.upsert_subtasks(

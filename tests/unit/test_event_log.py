@@ -71,3 +71,40 @@ async def test_a_reader_far_behind_is_cut_off_and_can_replay(tmp_path: Path) -> 
     assert [e["seq"] for e in resumed] == list(range(rest[-1]["seq"] + 1, 3 + len(rest) + 5))
     assert resumed[-1]["kind"] == "final"
     await store.close()
+
+
+async def test_shipped_waits_for_readers_to_take_the_final_batch_on(tmp_path: Path) -> None:
+    """The planner builds a task's records only once its readers have sent the final
+    event on, or after a bound when one never asks for more."""
+    store = await DuckDBHistoryStore.open(HistoryConfig(path=tmp_path / "h.duckdb"))
+    log = EventLog(store)
+    log.open("t3")
+    # Nobody reading: nothing to wait for.
+    await asyncio.wait_for(log.shipped("t3", 5.0), 0.5)
+
+    reader = log.read("t3", 0, finished=False)
+    pending = asyncio.create_task(anext(reader))
+    await asyncio.sleep(0)
+    log.emit("t3", EventKind.FINAL, {"state": "completed"})
+    assert [e["kind"] for e in await pending] == ["final"]
+    # The final batch is out, but this consumer has not asked past it: still live.
+    waiting = asyncio.create_task(log.shipped("t3", 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    # Asking for the next item (as Ray does once the last one is sent) ends the reader.
+    assert await anext(reader, None) is None
+    await asyncio.wait_for(waiting, 0.5)
+
+    # A reader that never asks again holds the records back by the bound only.
+    log.open("t4")
+    stuck = log.read("t4", 0, finished=False)
+    first = asyncio.create_task(anext(stuck))
+    await asyncio.sleep(0)
+    log.emit("t4", EventKind.FINAL, {"state": "completed"})
+    await first
+    started = asyncio.get_running_loop().time()
+    await log.shipped("t4", 0.1)
+    assert 0.09 <= asyncio.get_running_loop().time() - started < 1.0
+    await stuck.aclose()
+    await log.drain()
+    await store.close()
