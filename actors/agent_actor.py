@@ -34,29 +34,17 @@ from a2a.server.tasks import BasePushNotificationSender, InMemoryPushNotificatio
 from a2a.types import a2a_pb2
 from a2a.utils.errors import InvalidRequestError
 from a2a.utils.push_url_validator import validate_push_notification_url
-from pydantic import BaseModel
 
 from actorchestra.actors.agent import Turn
 from actorchestra.actors.executor import STREAMING_STATE, SkillExecutor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from actorchestra.actors.task_store import BoundedTaskStore
 from actorchestra.protocol.cards import build_agent_card
-from actorchestra.protocol.channel import ChannelServer, Op
+from actorchestra.protocol.channel import ChannelServer, Op, ReplicaStatus, pack_status
 from actorchestra.protocol.codec import Packed, pack, unpack
 from actorchestra.protocol.context import CallInfo, ReplicaTaskIdGenerator
 
 logger = logging.getLogger(__name__)
-
-
-class ReplicaStatus(BaseModel):
-    """What a replica reports when pinged: the registry's health and load signal."""
-
-    agent: str
-    replica: int
-    in_flight: int
-    tasks: int
-    pid: int
-    started_at: float
 
 
 class AgentActor:
@@ -97,6 +85,9 @@ class AgentActor:
         self._started_at = time.time()
         self._setup_done = False
         self._setup_lock = asyncio.Lock()
+        # Its own lock: a slow `agent.setup()` must not hold up opening the channel,
+        # which the registry's health probe waits on after a restart.
+        self._channel_lock = asyncio.Lock()
         self._channel: tuple[ChannelServer, str, int, str] | None = None
 
     async def _conversation(
@@ -212,7 +203,7 @@ class AgentActor:
 
     async def open_channel(self) -> tuple[str, int, str]:
         """Start (once) the channel server; returns host, port and the secret token."""
-        async with self._setup_lock:
+        async with self._channel_lock:
             if self._channel is None:
                 token = secrets.token_hex(16)
                 server = ChannelServer(self._channel_call, self._channel_stream, token)
@@ -227,6 +218,8 @@ class AgentActor:
         return "127.0.0.1"
 
     async def _channel_call(self, op: Op, packed: Packed | None, call: CallInfo) -> Packed | None:
+        if op == Op.PING:
+            return pack_status(await self.ping())
         assert packed is not None
         match op:
             case Op.SEND:

@@ -8,11 +8,11 @@ owner without a lookup.
 ListTasks asks every replica and merges by a2a-sdk's list order and cursor.
 
 Transport: A2A operations travel over each replica's direct channel
-(`protocol.channel`), opened once through a Ray call; Ray calls cost milliseconds of
-CPU each, the channel tens of microseconds. Failures enter here and are translated
-here: an error raised by the agent arrives as its own exception, a dead or
-restarting actor (refused connection, closed channel, Ray actor errors) as
-`AgentUnavailableError`.
+(`protocol.channel`, kept by a `ReplicaChannel`), opened once through a Ray call; Ray
+calls cost milliseconds of CPU each, the channel tens of microseconds. Failures enter
+here and are translated here: an error raised by the agent arrives as its own
+exception, a dead or restarting actor (refused connection, closed channel, Ray actor
+errors) as `AgentUnavailableError`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ from a2a.utils.task import ListTasksCursor, encode_list_tasks_cursor
 from google.protobuf.message import Message
 from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayTaskError
 
-from actorchestra.protocol.channel import ChannelClient, ChannelClosedError, Op
+from actorchestra.protocol.channel import (
+    ChannelClient,
+    ChannelClosedError,
+    Op,
+    ReplicaStatus,
+    unpack_status,
+)
 from actorchestra.protocol.codec import pack, unpack, unpack_optional
 from actorchestra.protocol.context import CallInfo, replica_of_task
 from actorchestra.protocol.endpoint import AgentEndpoint, Event
@@ -44,8 +50,16 @@ T = TypeVar("T")
 
 _DOWN_FOR_S = 2.0  # after a failure, prefer other replicas for this long
 _CONNECT_TIMEOUT_S = 2.0
+_PROBE_CALL = CallInfo()  # a ping is nobody's call
+
+
+class ChannelNotOpenedError(ConnectionError):
+    """The replica did not hand out its channel in time: restarting, or its loop is blocked."""
+
+
 _TRANSPORT_ERRORS = (
     ChannelClosedError,
+    ChannelNotOpenedError,
     ConnectionError,
     OSError,
     TimeoutError,
@@ -60,6 +74,64 @@ def _list_key(task: a2a_pb2.Task) -> tuple[bool, int, str]:
     return (has_ts, task.status.timestamp.ToNanoseconds() if has_ts else 0, task.id)
 
 
+class ReplicaChannel:
+    """One replica's channel: opened through its actor handle on first use, and again
+    whenever the last one closed (the actor died or restarted).
+
+    Transport errors are raised as they are (or as `ChannelNotOpenedError`): what they
+    mean is the caller's to say, a replica to avoid for the endpoint, an unhealthy one
+    for the registry.
+    """
+
+    def __init__(self, handle: Any, connect_timeout_s: float = _CONNECT_TIMEOUT_S) -> None:
+        self.handle = handle
+        self._connect_timeout_s = connect_timeout_s
+        self._client: ChannelClient | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def lost(self) -> bool:
+        """A channel was open and has closed since: its actor died (Ray may restart it)."""
+        return self._client is not None and self._client.closed
+
+    async def client(self) -> ChannelClient:
+        client = self._client
+        if client is not None and not client.closed:
+            return client
+        async with self._lock:
+            if self._client is None or self._client.closed:
+                self._client = await self._open()
+            return self._client
+
+    async def _open(self) -> ChannelClient:
+        # A restarting actor would hold the Ray call until it is back; give up early so
+        # the caller can go to another replica, or report this one as down.
+        timeout = self._connect_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                host, port, token = await self.handle.open_channel.remote()
+                return await ChannelClient.connect(host, port, token, timeout)
+        except RayTaskError as e:
+            raise _cause(e) from None
+        except TimeoutError:
+            raise ChannelNotOpenedError(
+                f"no channel within {timeout:g}s (the actor is restarting, or its event loop "
+                "is blocked)"
+            ) from None
+
+    async def ping(self) -> ReplicaStatus:
+        """The replica's status, asked over the channel (tens of microseconds, where a
+        Ray call costs a millisecond on each side). A replica whose loop is blocked never
+        answers: the caller bounds the wait."""
+        client = await self.client()
+        return unpack_status(await client.call(Op.PING, None, _PROBE_CALL))
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+
 class LocalAgentEndpoint(AgentEndpoint):
     """The A2A operations of one local agent, spread over its actor replicas."""
 
@@ -69,41 +141,18 @@ class LocalAgentEndpoint(AgentEndpoint):
         n = len(replicas)
         self._in_flight = [0] * n
         self._down_until = [0.0] * n
-        self._channels: list[ChannelClient | None] = [None] * n
-        self._channel_locks = [asyncio.Lock() for _ in range(n)]
+        self._channels = [ReplicaChannel(handle) for handle in replicas]
         self._rr = itertools.count()
 
     # -- transport --------------------------------------------------------------------
 
     def _unavailable(self, index: int, err: BaseException) -> AgentUnavailableError:
         self._down_until[index] = time.monotonic() + _DOWN_FOR_S
-        channel = self._channels[index]
-        if channel is not None and channel.closed:
-            self._channels[index] = None
         logger.info("agent %s replica %d unavailable: %r", self.name, index, err)
         return AgentUnavailableError(
             f"agent {self.name!r} replica {index} is not reachable (restarting or stopped); "
             "retry in a few seconds"
         )
-
-    async def _channel(self, index: int) -> ChannelClient:
-        channel = self._channels[index]
-        if channel is not None and not channel.closed:
-            return channel
-        async with self._channel_locks[index]:
-            channel = self._channels[index]
-            if channel is None or channel.closed:
-                try:
-                    # A restarting actor would hold this call until it is back; give up
-                    # early so the caller can go to another replica.
-                    host, port, token = await asyncio.wait_for(
-                        self._replicas[index].open_channel.remote(), _CONNECT_TIMEOUT_S
-                    )
-                except RayTaskError as e:
-                    raise _cause(e) from None
-                channel = await ChannelClient.connect(host, port, token, _CONNECT_TIMEOUT_S)
-                self._channels[index] = channel
-            return channel
 
     async def connect_all(self) -> None:
         """Open every replica's channel now, so that no first message waits for one.
@@ -111,13 +160,13 @@ class LocalAgentEndpoint(AgentEndpoint):
         A replica that cannot be reached is left for later (it is retried on use).
         """
         await asyncio.gather(
-            *(self._channel(i) for i in range(len(self._replicas))), return_exceptions=True
+            *(channel.client() for channel in self._channels), return_exceptions=True
         )
 
     async def _call(self, index: int, op: Op, request: Message, call: CallInfo) -> Any:
         self._in_flight[index] += 1
         try:
-            channel = await self._channel(index)
+            channel = await self._channels[index].client()
             return unpack_optional(await channel.call(op, pack(request), call))
         except _TRANSPORT_ERRORS as e:
             raise self._unavailable(index, e) from None
@@ -129,7 +178,7 @@ class LocalAgentEndpoint(AgentEndpoint):
     ) -> AsyncIterator[Event]:
         self._in_flight[index] += 1
         try:
-            channel = await self._channel(index)
+            channel = await self._channels[index].client()
             async for packed in channel.stream(op, pack(request), call):
                 yield unpack(packed)
         except _TRANSPORT_ERRORS as e:

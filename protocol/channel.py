@@ -7,9 +7,15 @@ flow as item frames. Ray still owns the actor (lifecycle, name, restarts); the c
 address and its secret token are handed out over a Ray call, so only Ray-authenticated
 callers can connect.
 
+The registry's health probe travels here too (`Op.PING`), for the same reason: a ping
+every second to every replica is a steady cost while nothing else happens.
+
 Frame: `!IIBB` header (payload length, request id, op, flags) + payload.
 Request payload: u16 length + CallInfo JSON, then the packed proto (u8 length + type
-name, proto bytes). Response flags: OK (one result), ITEM / END (stream), ERR (error JSON).
+name, proto bytes); PING carries no proto. Response flags: OK (one result), ITEM / END
+(stream), ERR (error JSON). A result is packed the same way: an A2A proto, or for PING
+the replica's `ReplicaStatus` as JSON under the type name `STATUS_TYPE`, a name
+`codec.unpack` refuses, so the two cannot be confused.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import IntEnum
 
 from a2a.utils import errors as a2a_errors
+from pydantic import BaseModel
 
 from actorchestra.protocol import errors as runtime_errors
 from actorchestra.protocol.codec import Packed
@@ -49,6 +56,7 @@ class Op(IntEnum):
     PUSH_DELETE = 10
     EXTENDED_CARD = 11
     CLOSE_STREAM = 12  # the caller stopped reading a stream: stop producing it
+    PING = 13  # the replica's status: the registry's health and load signal
 
 
 STREAMING_OPS = {Op.STREAM, Op.SUBSCRIBE}
@@ -63,6 +71,30 @@ class Flag(IntEnum):
 
 class ChannelClosedError(ConnectionError):
     """The connection to the actor is gone (actor died or restarted)."""
+
+
+class ReplicaStatus(BaseModel):
+    """What a replica answers to PING: the registry's health and load signal."""
+
+    agent: str
+    replica: int
+    in_flight: int
+    tasks: int
+    pid: int
+    started_at: float
+
+
+STATUS_TYPE = "actorchestra.ReplicaStatus"
+
+
+def pack_status(status: ReplicaStatus) -> Packed:
+    return (STATUS_TYPE, status.model_dump_json().encode())
+
+
+def unpack_status(packed: Packed | None) -> ReplicaStatus:
+    if packed is None or packed[0] != STATUS_TYPE:
+        raise ValueError(f"not a replica status: {packed[0] if packed else None!r}")
+    return ReplicaStatus.model_validate_json(packed[1])
 
 
 # -- encoding ---------------------------------------------------------------------------
@@ -155,16 +187,21 @@ class ChannelServer:
         self._token = token.encode()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str) -> int:
         self._server = await asyncio.start_server(self._serve, host, 0)
         return self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        """Stop serving: no new connections, and the open ones are closed, as if the
+        actor had died (its callers see the channel close)."""
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
             task.cancel()
+        for writer in list(self._connections):
+            writer.close()
 
     def _track(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
@@ -175,6 +212,7 @@ class ChannelServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         streams: dict[int, asyncio.Task[None]] = {}
+        self._connections.add(writer)
         try:
             req_id, op, _, payload = await _read_frame(reader)
             if op != Op.HELLO or payload != self._token:
@@ -202,6 +240,7 @@ class ChannelServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self._connections.discard(writer)
             for task in streams.values():
                 task.cancel()
             writer.close()

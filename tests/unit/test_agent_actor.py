@@ -29,7 +29,13 @@ from actorchestra.actors.agent import Agent, Rejected, SkillContext, skill
 from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from actorchestra.actors.task_store import BoundedTaskStore
-from actorchestra.protocol.channel import ChannelClient, ChannelClosedError, Op
+from actorchestra.protocol.channel import (
+    STATUS_TYPE,
+    ChannelClient,
+    ChannelClosedError,
+    Op,
+    unpack_status,
+)
 from actorchestra.protocol.codec import pack, unpack
 from actorchestra.protocol.context import CallInfo, replica_of_task
 
@@ -432,6 +438,33 @@ async def test_the_channel_carries_results_errors_and_streams() -> None:
         # The owner sees the task over the channel too.
         got = unpack(await client.call(Op.GET, pack(a2a_pb2.GetTaskRequest(id=ok.id)), ALICE))
         assert got.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+    finally:
+        await client.close()
+
+
+async def test_the_channel_answers_a_ping_with_the_replica_status() -> None:
+    """The registry's health probe: a PING, no request body, the status as JSON."""
+    actor = _actor(WORKSHOP_SPEC)
+    host, port, token = await actor.open_channel()
+    client = await ChannelClient.connect(host, port, token)
+    try:
+        packed = await client.call(Op.PING, None, CallInfo())
+        assert packed is not None and packed[0] == STATUS_TYPE
+        assert json.loads(packed[1])["agent"] == "workshop"
+        with pytest.raises(ValueError, match="not an A2A message type"):
+            unpack(packed)  # a status is not mistaken for a proto, nor the other way
+        with pytest.raises(ValueError, match="not a replica status"):
+            unpack_status(pack(a2a_pb2.GetTaskRequest(id="t")))
+        status = unpack_status(packed)
+        assert status == await actor.ping()
+        assert (status.replica, status.in_flight, status.tasks) == (3, 0, 0)
+        assert status.pid == os.getpid()
+
+        held = await client.call(Op.SEND, pack(_request("hold", return_immediately=True)), ALICE)
+        during = unpack_status(await client.call(Op.PING, None, CallInfo()))
+        assert (during.in_flight, during.tasks) == (0, 1)  # answered; the skill runs on
+        actor.agent.release.set()
+        assert unpack(held).status.state in (State.TASK_STATE_SUBMITTED, State.TASK_STATE_WORKING)
     finally:
         await client.close()
 
