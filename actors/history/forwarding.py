@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -209,6 +209,9 @@ class ForwardingHistoryStore(HistoryStore):
 
     async def append_events(self, events: Sequence[NewEvent]) -> list[int]:
         return await self._do("append_events", _rows(events))
+
+    async def append_event_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        return await self._do("append_events", RecordRows("NewEvent", [dict(r) for r in rows]))
 
     async def events_after(
         self, task_id: str, after_seq: int = 0, limit: int = MAX_PAGE

@@ -24,10 +24,10 @@ import base64
 import binascii
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from actorchestra.actors.history.errors import InvalidCursorError
 from actorchestra.actors.history.records import (
@@ -136,6 +136,14 @@ class HistoryStore(ABC):
     @abstractmethod
     async def append_events(self, events: Sequence[NewEvent]) -> list[int]:
         """Store events; the sequence number given to each, in input order."""
+
+    async def append_event_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """`append_events` for events as plain mappings of NewEvent's fields, trusted.
+
+        The planner emits thousands of events a second as dicts; a store that can take
+        them as they are (the forwarding one) skips building a model for each.
+        """
+        return await self.append_events([NewEvent.model_construct(**row) for row in rows])
 
     @abstractmethod
     async def events_after(

@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from actorchestra.actors.history.records import NewEvent
 from actorchestra.actors.history.store import HistoryStore
 from actorchestra.actors.planner.models import EventKind
 
@@ -101,14 +100,14 @@ class EventLog:
                 if self._record_every_s:
                     await asyncio.sleep(self._record_every_s)  # gather a larger batch
                 batch, self._pending = self._pending, []
-                seqs = await self._store.append_events(
+                seqs = await self._store.append_event_rows(
                     [
-                        NewEvent.model_construct(  # the planner's own JSON: no revalidation
-                            task_id=e["task_id"],
-                            kind=e["kind"],
-                            data=e["data"],
-                            ts=datetime.fromtimestamp(e["ts"], UTC),
-                        )
+                        {  # the planner's own JSON: no revalidation
+                            "task_id": e["task_id"],
+                            "kind": e["kind"],
+                            "data": e["data"],
+                            "ts": datetime.fromtimestamp(e["ts"], UTC),
+                        }
                         for e in batch
                     ]
                 )

@@ -241,6 +241,21 @@ async def test_subtasks_in_plan_order_and_task_detail(store: HistoryStore) -> No
     assert len(await store.llm_calls("task-0001")) == 2
 
 
+async def test_event_rows_are_stored_as_events_are(store: HistoryStore) -> None:
+    """The planner's path: events as plain dicts, numbered in the same sequence."""
+    assert await store.append_events([NewEvent(task_id="a", kind="planned")]) == [1]
+    seqs = await store.append_event_rows(
+        [{"task_id": "a", "kind": "k", "data": {"i": i}, "ts": T0} for i in range(3)]
+    )
+    assert seqs == [2, 3, 4]
+    after = await store.events_after("a", 1)
+    assert [(e.seq, e.kind, e.data, e.ts) for e in after] == [
+        (2, "k", {"i": 0}, T0),
+        (3, "k", {"i": 1}, T0),
+        (4, "k", {"i": 2}, T0),
+    ]
+
+
 async def test_events_get_gapless_seqs_per_task(store: HistoryStore) -> None:
     seqs = await store.append_events(
         [NewEvent(task_id="a", kind="k", data={"i": i}) for i in range(5)]
