@@ -7,6 +7,8 @@ there, do not import DuckDB and the planner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,26 @@ def ensure_history(namespace: str, data_dir: str) -> Any:
     ).remote(str(history_path(str(Path(data_dir).resolve()))))
 
 
+HISTORY_NICE = 10  # the recorder yields the CPU to the planner, agents and ingress
+
+
 class RayHistoryHost(HistoryHost):
     def __init__(self, path: str) -> None:
         super().__init__(path)
         freeze_startup_objects()
+        lower_priority(HISTORY_NICE)
+
+
+def lower_priority(nice: int) -> None:
+    """Run this process's threads (and those they start: DuckDB's) at `nice`.
+
+    Recording is background work: readers are served from memory and nothing waits on
+    the write. On a busy machine the kernel should run the planner, agents and ingress
+    first. Linux applies niceness per thread, so each existing one is set.
+    """
+    for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
 
 
 HistoryActorRemote = ray.remote(RayHistoryHost)
