@@ -9,7 +9,6 @@ Serve's proxy as they would any runtime served under a prefix.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
 from actorchestra.client import Client, ClientError
+from tests.auth_helpers import assert_ws_token_refused, bearer, browser_subprotocols
 from tests.integration.conftest import Runtime, wait_for
 
 pytestmark = pytest.mark.integration
@@ -71,16 +70,6 @@ def _healthy(base: str) -> bool:
         return httpx.get(f"{base}/health", timeout=2).json().get("status") == "healthy"
     except (httpx.HTTPError, ValueError):
         return False
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def browser_subprotocols(token: str) -> list[str]:
-    """What a browser offers: the runtime's subprotocol and its token, base64url unpadded."""
-    encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
-    return ["actorchestra.v1", f"bearer.{encoded}"]
 
 
 @pytest.fixture
@@ -161,14 +150,7 @@ async def test_a_browser_authenticates_the_events_websocket_by_subprotocol(
         await ws.wait_closed()
     assert error["error"]["code"] == 404 and ws.close_code == 4404
 
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(url, subprotocols=browser_subprotocols("not-a-token")):
-            pass
-    response = refused.value.response
-    assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
-    message = json.loads(response.body)["error"]["message"]
-    assert "not one this runtime accepts" in message
+    await assert_ws_token_refused(url)
 
 
 async def test_the_python_client_sends_its_token(auth_base: str, alice: Client) -> None:

@@ -11,7 +11,6 @@ shows.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from actorchestra.actors.planner.service import Planner
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.serve_apps.identity import AuthTokens
 from actorchestra.serve_apps.task_routes import add_task_routes
+from tests.auth_helpers import assert_ws_token_refused, browser_subprotocols
 from tests.unit.planner_helpers import InProcessPlanner, make_planner
 from tests.unit.runtime_app import runtime_app, runtime_client, served
 
@@ -209,12 +209,6 @@ class WsSession:
     reason: str
 
 
-def browser_subprotocols(token: str) -> list[str]:
-    """What a browser offers in place of an Authorization header (see the README)."""
-    encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
-    return ["actorchestra.v1", f"bearer.{encoded}"]
-
-
 async def websocket(
     app: FastAPI, path: str, token: str | None, subprotocols: list[str] | None = None
 ) -> WsSession:
@@ -316,7 +310,6 @@ async def test_over_a_socket_a_browser_token_is_accepted_and_a_wrong_one_is_a_40
 ) -> None:
     """Through uvicorn and the `websockets` client, as a browser or a script connects."""
     from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidStatus
 
     app = make_app(planner, TOKENS)
     async with served(app) as base:
@@ -334,14 +327,7 @@ async def test_over_a_socket_a_browser_token_is_accepted_and_a_wrong_one_is_a_40
             assert ws.subprotocol is None
             assert [json.loads(m) async for m in ws][-1]["kind"] == "final"
 
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(url, subprotocols=browser_subprotocols("not-a-token")):
-                pass
-        response = refused.value.response
-        assert response.status_code == 401
-        assert response.headers["WWW-Authenticate"] == "Bearer"
-        message = json.loads(response.body)["error"]["message"]
-        assert "not one this runtime accepts (ACTORCHESTRA_AUTH_TOKENS)" in message
+        await assert_ws_token_refused(url)
 
 
 # -- without auth: user_id is a label -----------------------------------------------------------
