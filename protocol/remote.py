@@ -29,8 +29,9 @@ def card_guard(allowed_hosts: Sequence[str], resolve: Resolver = system_resolve)
     return NetGuard(allowed_hosts, resolve=resolve, hint=CARD_HINT)
 
 
-def card_client(guard: NetGuard, timeout_s: float) -> httpx.AsyncClient:
-    """An HTTP client for card fetches: every request and redirect checked and pinned.
+def card_client(guard: NetGuard, timeout_s: float | httpx.Timeout) -> httpx.AsyncClient:
+    """An HTTP client for card fetches and the calls to third-party agents (the
+    planner's `RemoteAgentEndpoint`s): every request and redirect checked and pinned.
 
     It ignores proxy variables: a proxy would connect on its behalf, unchecked.
     """

@@ -82,6 +82,8 @@ class Ingress:
                 llm=rt.agent.llm,
                 subtask_timeout_s=rt.subtask_timeout_s,
                 max_attempts=rt.max_attempts,
+                # third-party agents are called where their cards were fetched from
+                allowed_hosts=rt.agent.tools.allowed_hosts,
             ),
         )
         # The runtime itself, as an A2A agent: hands tasks to the planner.

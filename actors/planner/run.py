@@ -52,6 +52,7 @@ class AgentInfo:
     healthy: bool = True
     load: int = 0  # subtasks outstanding from this planner
     concurrency: int | None = None  # per replica; None: no limit
+    batches: bool = True  # takes `actorchestra.batch` messages (a third-party agent does not)
 
     def messages_for(self, items: int) -> int:
         """How many batch messages `items` subtasks for this agent travel in.
@@ -60,7 +61,10 @@ class AgentInfo:
         replica; one without a limit takes up to SPREAD_BATCH items per replica before
         another replica is worth a message of its own (each message is a full A2A
         task lifecycle on the agent). Never more than MAX_BATCH items in one message.
+        An agent that takes no batches gets one plain message per subtask.
         """
+        if not self.batches:
+            return items
         spread = items if self.concurrency else -(-items // SPREAD_BATCH)
         return max(-(-items // MAX_BATCH), min(items, spread, self.replicas))
 
@@ -244,19 +248,21 @@ class TaskRun:
             )
         for (agent_name, skill), items in groups.items():
             # The endpoint sends each message to the least busy replica.
-            parts = self.pool.agents[agent_name].messages_for(len(items))
+            agent = self.pool.agents[agent_name]
+            parts = agent.messages_for(len(items))
             size = -(-len(items) // parts)
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
                 task = asyncio.get_running_loop().create_task(
-                    self._send(agent_name, skill, chunk), name=f"dispatch-{self.task_id}"
+                    self._send(agent, skill, chunk), name=f"dispatch-{self.task_id}"
                 )
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         self.on_change()
 
-    async def _send(self, agent_name: str, skill: str | None, items: list[Item]) -> None:
-        agent = self.pool.agents[agent_name]
+    async def _send(self, agent: AgentInfo, skill: str | None, items: list[Item]) -> None:
+        # The agent as chosen: a pool refresh meanwhile may drop or replace its entry.
+        agent_name = agent.name
         pending = {i.id for i in items}
         a2a_ids: list[str] = []
 

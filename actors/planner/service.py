@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from actorchestra.actors.history.config import HistoryConfig
@@ -46,12 +47,15 @@ from actorchestra.actors.planner.run import AgentInfo, Pool, RunOptions, TaskRun
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
 from actorchestra.protocol.errors import ActorchestraError, InvalidInputError, TaskNotFound
+from actorchestra.protocol.remote import card_client, card_guard
+from actorchestra.protocol.remote_endpoint import RemoteAgentEndpoint
 
 logger = logging.getLogger(__name__)
 
 ORCHESTRATOR = "orchestrator"
 _UNLIMITED = 256  # capacity of an agent replica without a concurrency limit
 _SHIP_FINAL_S = 0.1  # the longest the records wait for readers to send the final event
+_REMOTE_CONNECT_S = 5.0  # connecting to a third-party agent; reading waits for the subtask
 
 
 class PlannerOptions(BaseModel):
@@ -61,6 +65,11 @@ class PlannerOptions(BaseModel):
     max_attempts: int = 3
     registry_refresh_s: float = 1.0
     finished_in_memory: int = 1000
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="private or loopback hosts third-party agents may be reached at "
+        "(ACTORCHESTRA_ALLOWED_HOSTS, as for their card fetches)",
+    )
 
 
 Registry = Callable[[], Awaitable[list[dict[str, Any]]]]
@@ -79,13 +88,17 @@ class Planner:
         endpoints: EndpointFactory,
         store: HistoryStore | None = None,
         record_every_s: float = 0.0,
+        remote_http: httpx.AsyncClient | None = None,
     ) -> None:
         """`store`: where history goes (default: a DuckDB file in `data_dir`, in this
         process); `record_every_s`: how long events gather before they are recorded
-        (a store in another process is worth fewer, larger calls)."""
+        (a store in another process is worth fewer, larger calls); `remote_http`: the
+        client for third-party agents (default: one guarded by `allowed_hosts`, made on
+        first use: their URLs came from callers of `POST /v1/agents`)."""
         self.options = options
         self._registry = registry
         self._endpoints = endpoints
+        self._remote_http = remote_http
         if store is None:
             Path(options.data_dir).mkdir(parents=True, exist_ok=True)
             store = DuckDBHistoryStore(HistoryConfig(path=str(history_path(options.data_dir))))
@@ -123,19 +136,28 @@ class Planner:
             if not force and time.monotonic() - self._pool_at < self.options.registry_refresh_s:
                 return
             rows = await self._registry()
+            listed = {row["name"] for row in rows}
+            for name, info in list(self.pool.agents.items()):
+                # An unregistered third party gets no new subtask. Local agents stay: a
+                # registry that restarted lists them again only once it rediscovers them.
+                if name not in listed and isinstance(info.endpoint, RemoteAgentEndpoint):
+                    del self.pool.agents[name]
             for row in rows:
-                if row.get("kind") != "local" or row["name"] == ORCHESTRATOR:
-                    # third-party agents are reached through their own URL (not yet from
-                    # here); the orchestrator hands tasks to this planner: never a step.
-                    continue
+                if row["name"] == ORCHESTRATOR:
+                    continue  # it hands tasks to this planner: never a step
                 name = row["name"]
+                remote = row.get("kind") == "remote"
                 replicas = len(row.get("replicas", [])) or 1
                 capacity = (row.get("concurrency") or _UNLIMITED) * replicas
                 info = self.pool.agents.get(name)
-                if info is None:
-                    info = AgentInfo(
-                        name, set(), capacity, await self._endpoints(name, replicas), replicas
+                if info is None or _moved(info.endpoint, row):
+                    # A third party gets one plain message per subtask: it knows no batches.
+                    endpoint = (
+                        self._remote_endpoint(row)
+                        if remote
+                        else await self._endpoints(name, replicas)
                     )
+                    info = AgentInfo(name, set(), capacity, endpoint, replicas, batches=not remote)
                     self.pool.agents[name] = info
                 info.skills = {s["id"] for s in row.get("skills", [])}
                 info.capacity = capacity
@@ -143,6 +165,15 @@ class Planner:
                 info.concurrency = row.get("concurrency") or None
                 info.healthy = row.get("health") in ("healthy", "degraded", "unknown")
             self._pool_at = time.monotonic()
+
+    def _remote_endpoint(self, row: dict[str, Any]) -> RemoteAgentEndpoint:
+        """A third-party agent, reached over HTTP through the guarded client."""
+        if self._remote_http is None:
+            timeout = httpx.Timeout(self.options.subtask_timeout_s, connect=_REMOTE_CONNECT_S)
+            self._remote_http = card_client(card_guard(self.options.allowed_hosts), timeout)
+        return RemoteAgentEndpoint(
+            row["name"], row.get("card_url") or row["endpoint"], self._remote_http
+        )
 
     def _skill_tables(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         skill_agents: dict[str, list[str]] = {}
@@ -570,6 +601,15 @@ def _validation_message(err: ValidationError) -> str:
         where = ".".join(str(p) for p in e["loc"]) or "body"
         parts.append(f"{where}: {e['msg']}")
     return "invalid task: " + "; ".join(parts)
+
+
+def _moved(endpoint: AgentEndpoint, row: dict[str, Any]) -> bool:
+    """The registry row names the agent somewhere else than `endpoint` reaches it: it
+    was registered again (third party <-> local, or another card URL)."""
+    if row.get("kind") != "remote":
+        return isinstance(endpoint, RemoteAgentEndpoint)
+    url = row.get("card_url") or row["endpoint"]
+    return not isinstance(endpoint, RemoteAgentEndpoint) or endpoint.card_url != url
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

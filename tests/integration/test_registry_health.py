@@ -18,6 +18,7 @@ from a2a.types import a2a_pb2
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_1_0
 from starlette.applications import Starlette
 
+from actorchestra.client import Client
 from tests.integration.conftest import Runtime, async_wait_for, free_port, wait_for
 from tests.integration.conftest import test_agents as configured_agents
 
@@ -204,6 +205,25 @@ async def test_third_party_agent_registers_by_card_url_and_unregisters(
     assert again.status_code == 404
     listed = (await http.get(f"{runtime.base_url}/v1/agents")).json()["agents"]
     assert {a["name"] for a in listed} == LOCAL
+
+
+async def test_a_workflow_step_naming_the_third_party_agent_runs_there(
+    runtime: Runtime, forecast: httpx.Response
+) -> None:
+    assert forecast.status_code == 201, forecast.text
+    async with Client(runtime.base_url) as client:
+        task = await client.run(
+            "weather",
+            workflow={
+                "kind": "sequential",
+                "steps": [{"agent": "forecast-remote", "input": "Oslo tomorrow?"}],
+            },
+            synthesize=False,
+            timeout_s=60,
+        )
+    assert task["state"] == "completed", task["error"]
+    assert task["subtasks"][0]["agent"] == "forecast-remote"
+    assert task["result"] == "sunny"  # the planner called the third party over HTTP
 
 
 async def test_registering_an_unreadable_card_url_is_refused(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.inprocess import InProcessAgentEndpoint
@@ -14,11 +16,17 @@ from actorchestra.actors.spec import AgentSpec
 
 
 def make_planner(
-    tmp_path: Path, specs: Mapping[str, AgentSpec], llm: LLMConfig | None = None
+    tmp_path: Path,
+    specs: Mapping[str, AgentSpec],
+    llm: LLMConfig | None = None,
+    remote_rows: Sequence[dict[str, Any]] = (),
+    remote_http: httpx.AsyncClient | None = None,
 ) -> Planner:
     """A planner over in-process actors for `specs`, every replica healthy, history in `tmp_path`.
 
     The registry listing and the endpoint lookup it is given stand in for the Ray ones.
+    `remote_rows`: third-party agents' registry rows, listed first, reached through
+    `remote_http`.
     """
     actors = {
         name: [AgentActor(spec, i, f"http://x/a2a/{name}") for i in range(spec.replicas)]
@@ -26,7 +34,7 @@ def make_planner(
     }
 
     async def registry() -> list[dict[str, Any]]:
-        return [
+        return [*remote_rows] + [
             {
                 "name": name,
                 "kind": "local",
@@ -41,7 +49,9 @@ def make_planner(
     async def endpoint(name: str, replicas: int) -> InProcessAgentEndpoint:
         return InProcessAgentEndpoint(name, actors[name])
 
-    return Planner(PlannerOptions(data_dir=str(tmp_path), llm=llm), registry, endpoint)
+    return Planner(
+        PlannerOptions(data_dir=str(tmp_path), llm=llm), registry, endpoint, remote_http=remote_http
+    )
 
 
 class InProcessPlanner:

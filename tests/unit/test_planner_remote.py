@@ -1,0 +1,234 @@
+"""Third-party agents as workflow steps: the planner calls them over HTTP.
+
+The third party is a2a-sdk's own server (its routes, `DefaultRequestHandler`) serving
+the echo agent on a loopback port, registered the way `POST /v1/agents` leaves it (a
+"remote" registry row with its card URL). Loopback is refused by default: the planner's
+guarded client allows exactly `127.0.0.1:<port>`, as ACTORCHESTRA_ALLOWED_HOSTS would.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from a2a.server.agent_execution import RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore
+from a2a.types import a2a_pb2
+from starlette.applications import Starlette
+
+from actorchestra.actors.examples import EchoAgent
+from actorchestra.actors.executor import BATCH_KEY, SkillExecutor
+from actorchestra.actors.planner.service import Planner
+from actorchestra.actors.spec import AgentSpec
+from actorchestra.protocol.cards import build_agent_card
+from actorchestra.protocol.errors import InvalidInputError
+from actorchestra.protocol.remote import card_client, card_guard
+from tests.unit.planner_helpers import make_planner
+from tests.unit.runtime_app import served
+
+ECHO = {"echo": AgentSpec(name="echo", cls="actorchestra.actors.examples:EchoAgent")}
+
+
+class RecordingExecutor(SkillExecutor):
+    """The echo agent's executor, keeping the metadata of every request it gets."""
+
+    def __init__(self) -> None:
+        super().__init__(EchoAgent())
+        self.requests: list[dict[str, Any]] = []
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        self.requests.append(context.metadata)
+        await super().execute(context, event_queue)
+
+
+@dataclass
+class ThirdParty:
+    base: str
+    executor: RecordingExecutor
+    allowed: list[str] = field(default_factory=list)
+
+    def row(self, name: str = "faraway") -> dict[str, Any]:
+        """The registry row `register_remote` leaves for it."""
+        return {
+            "name": name,
+            "kind": "remote",
+            "health": "healthy",
+            "concurrency": None,
+            "replicas": [{"index": 0}],
+            "skills": [{"id": "echo", "name": "echo"}],
+            "endpoint": self.base,
+            "card_url": self.base,
+        }
+
+
+@pytest.fixture
+async def third_party() -> AsyncIterator[ThirdParty]:
+    executor = RecordingExecutor()
+    holder: dict[str, a2a_pb2.AgentCard] = {}
+
+    async def card_here(_: a2a_pb2.AgentCard) -> a2a_pb2.AgentCard:
+        return holder["card"]  # the port is known only once serving
+
+    placeholder = build_agent_card(EchoAgent.agent_info(), "http://127.0.0.1")
+    handler = DefaultRequestHandler(
+        agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=placeholder
+    )
+    app = Starlette(
+        routes=[
+            *create_agent_card_routes(placeholder, card_modifier=card_here),
+            *create_jsonrpc_routes(handler, "/"),
+        ]
+    )
+    async with served(app) as base:  # type: ignore[arg-type]
+        card = build_agent_card(EchoAgent.agent_info(), base)
+        jsonrpc = [i for i in card.supported_interfaces if i.protocol_binding == "JSONRPC"]
+        del card.supported_interfaces[:]
+        card.supported_interfaces.extend(jsonrpc)
+        holder["card"] = card
+        yield ThirdParty(base, executor, [base.removeprefix("http://")])
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Guarded clients made by a test (`card_client`), closed after it."""
+    clients: list[httpx.AsyncClient] = []
+    yield clients
+    for client in clients:
+        await client.aclose()
+
+
+def planner_for(
+    tmp_path: Path,
+    rows: list[dict[str, Any]],
+    allowed: list[str],
+    clients: list[httpx.AsyncClient],
+    local: bool = False,
+) -> Planner:
+    http = card_client(card_guard(allowed), 10.0)
+    clients.append(http)
+    return make_planner(tmp_path, ECHO if local else {}, remote_rows=rows, remote_http=http)
+
+
+async def run(planner: Planner, body: dict[str, Any]) -> dict[str, Any]:
+    task_id = await planner.submit(body)
+    _ = [e async for e in planner.stream_events(task_id)]
+    return await planner.get(task_id)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+async def test_a_step_naming_a_remote_agent_completes_with_its_answer(
+    tmp_path: Path, third_party: ThirdParty, guarded: list[httpx.AsyncClient]
+) -> None:
+    planner = planner_for(tmp_path, [third_party.row()], third_party.allowed, guarded)
+    task = await run(
+        planner,
+        {
+            "input": "go",
+            "workflow": {
+                "kind": "sequential",
+                "steps": [{"agent": "faraway", "skill": "echo", "input": "hello out there"}],
+            },
+        },
+    )
+    assert task["state"] == "completed", task
+    assert task["result"] == "hello out there"
+    assert task["subtasks"][0]["agent"] == "faraway"
+    assert len(third_party.executor.requests) == 1
+
+
+async def test_several_subtasks_reach_a_remote_agent_as_plain_messages(
+    tmp_path: Path, third_party: ThirdParty, guarded: list[httpx.AsyncClient]
+) -> None:
+    planner = planner_for(tmp_path, [third_party.row()], third_party.allowed, guarded)
+    steps = [{"id": f"p{i}", "agent": "faraway", "input": f"item {i}"} for i in range(5)]
+    task = await run(
+        planner,
+        {"input": "many", "synthesize": False, "workflow": {"kind": "parallel", "steps": steps}},
+    )
+    assert task["state"] == "completed", task
+    assert task["result"] == {f"p{i}": f"item {i}" for i in range(5)}
+    requests = third_party.executor.requests
+    assert len(requests) == 5  # one message per subtask
+    assert not any(BATCH_KEY in meta for meta in requests)
+
+
+async def test_a_remote_agent_that_is_down_fails_the_subtask_clearly(
+    tmp_path: Path, third_party: ThirdParty, guarded: list[httpx.AsyncClient]
+) -> None:
+    down = third_party.row() | {"card_url": closed_port_url()}
+    allowed = [down["card_url"].removeprefix("http://")]
+    planner = planner_for(tmp_path, [down], allowed, guarded)
+    task = await run(
+        planner,
+        {
+            "input": "go",
+            "max_attempts": 2,
+            "workflow": {"kind": "sequential", "steps": [{"agent": "faraway", "input": "x"}]},
+        },
+    )
+    assert task["state"] == "failed"
+    assert "remote agent 'faraway' is not reachable" in task["error"]
+    assert task["subtasks"][0]["attempts"] == 2
+
+
+async def test_a_subtask_goes_elsewhere_when_the_remote_agent_is_down(
+    tmp_path: Path, third_party: ThirdParty, guarded: list[httpx.AsyncClient]
+) -> None:
+    down = third_party.row() | {"card_url": closed_port_url()}
+    allowed = [down["card_url"].removeprefix("http://")]
+    planner = planner_for(tmp_path, [down], allowed, guarded, local=True)
+    task = await run(
+        planner,
+        {
+            "input": "go",
+            "workflow": {"kind": "sequential", "steps": [{"skill": "echo", "input": "x"}]},
+        },
+    )
+    assert task["state"] == "completed", task
+    sub = task["subtasks"][0]
+    # tried on the remote agent first (listed first, equally loaded), then on the local one
+    assert sub["agent"] == "echo" and sub["attempts"] == 2 and task["result"] == "x"
+
+
+async def test_the_allow_list_guards_calls_to_remote_agents(
+    tmp_path: Path, third_party: ThirdParty, guarded: list[httpx.AsyncClient]
+) -> None:
+    planner = planner_for(tmp_path, [third_party.row()], [], guarded)  # loopback not allowed
+    task = await run(
+        planner,
+        {
+            "input": "go",
+            "max_attempts": 1,
+            "workflow": {"kind": "sequential", "steps": [{"agent": "faraway", "input": "x"}]},
+        },
+    )
+    assert task["state"] == "failed"
+    assert "ACTORCHESTRA_ALLOWED_HOSTS" in task["error"]
+    assert third_party.executor.requests == []
+
+
+async def test_an_unregistered_remote_agent_gets_no_more_steps(
+    tmp_path: Path, third_party: ThirdParty, guarded: list[httpx.AsyncClient]
+) -> None:
+    rows = [third_party.row()]
+    planner = planner_for(tmp_path, rows, third_party.allowed, guarded)
+    step = {"kind": "sequential", "steps": [{"agent": "faraway", "input": "x"}]}
+    assert (await run(planner, {"input": "go", "workflow": step}))["state"] == "completed"
+    rows.clear()  # DELETE /v1/agents/faraway
+    await planner.refresh_pool(force=True)  # as every `registry_refresh_s`
+    with pytest.raises(InvalidInputError, match="unknown agent 'faraway'"):
+        await planner.submit({"input": "go", "workflow": step})
