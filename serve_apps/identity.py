@@ -66,7 +66,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from actorchestra.protocol.errors import ConfigError, ForbiddenError, UnauthenticatedError
-from actorchestra.serve_apps.middleware import error_payload, route_path
+from actorchestra.serve_apps.middleware import error_payload
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def _bearer_token(conn: HTTPConnection) -> str | None:
 
 def _auth_failed(conn: HTTPConnection, exc: Exception) -> Response:
     return JSONResponse(
-        error_payload(route_path(conn.scope), 401, -32600, str(exc)),
+        error_payload(conn.scope, 401, -32600, str(exc)),
         status_code=401,
         headers={"WWW-Authenticate": "Bearer"},
     )

@@ -39,7 +39,6 @@ from actorchestra.serve_apps.llm_routes import LLMEndpoint, mount_llm_routes
 from actorchestra.serve_apps.middleware import (
     RequestGuard,
     error_payload,
-    route_path,
     runtime_error_response,
 )
 from actorchestra.serve_apps.served_by import ServedBy, current_replica
@@ -171,7 +170,7 @@ def _fallbacks(app: FastAPI, ingress: Ingress) -> None:
         else:
             status, message = 404, f"no agent named {name!r}; agents here: {known}"
         return JSONResponse(
-            error_payload(route_path(request.scope), status, -32601, message), status_code=status
+            error_payload(request.scope, status, -32601, message), status_code=status
         )
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
@@ -183,6 +182,6 @@ def _fallbacks(app: FastAPI, ingress: Ingress) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            error_payload(route_path(request.scope), exc.status_code, -32600, str(exc.detail)),
+            error_payload(request.scope, exc.status_code, -32600, str(exc.detail)),
             status_code=exc.status_code,
         )

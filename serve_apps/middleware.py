@@ -55,12 +55,13 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def error_payload(path: str, status: int, code: int, message: str) -> dict[str, Any]:
+def error_payload(scope: Scope, status: int, code: int, message: str) -> dict[str, Any]:
     """A JSON-RPC error for the JSON-RPC endpoint, the HTTP+JSON error body elsewhere.
 
-    `path` is the route path (`route_path`), not the URL's.
+    Which endpoint the request is for is read from its route path (`route_path`), not
+    the URL's: under a route prefix the two differ.
     """
-    if _JSONRPC_PATH.match(path):
+    if _JSONRPC_PATH.match(route_path(scope)):
         return {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
     return {
         "error": {"code": status, "status": _STATUS_NAMES.get(status, "ERROR"), "message": message}
@@ -100,7 +101,7 @@ class RequestGuard:
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await send_json(
-                send, 413, error_payload(path, 413, -32600, _too_large(int(length), limit))
+                send, 413, error_payload(scope, 413, -32600, _too_large(int(length), limit))
             )
             return
         if length is None:
@@ -113,7 +114,7 @@ class RequestGuard:
                 return  # the client went away
             if isinstance(body, int):
                 await send_json(
-                    send, 413, error_payload(path, 413, -32600, _too_large(body, limit))
+                    send, 413, error_payload(scope, 413, -32600, _too_large(body, limit))
                 )
                 return
             receive = _replay(body, receive)
@@ -129,7 +130,7 @@ class RequestGuard:
                     send,
                     415,
                     error_payload(
-                        path,
+                        scope,
                         415,
                         -32600,
                         f"Content-Type {shown} is not accepted; send application/json",
