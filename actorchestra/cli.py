@@ -27,7 +27,7 @@ import yaml
 from pydantic import SecretStr
 
 from actorchestra import local_ray
-from actorchestra.client import response_reason
+from actorchestra.client import bearer_headers, response_reason
 from actorchestra.run_command import refusal_hint, run_task
 from actorchestra.settings import ClientSettings, Settings
 
@@ -430,10 +430,9 @@ def api_token(args: argparse.Namespace) -> SecretStr | None:
 
 
 def _get(settings: Settings, path: str, token: SecretStr | None) -> httpx.Response:
-    headers = {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
     url = settings.ingress_url
     try:
-        r = httpx.get(f"{url}{path}", headers=headers, timeout=10)
+        r = httpx.get(f"{url}{path}", headers=bearer_headers(token), timeout=10)
     except httpx.HTTPError as e:
         raise SystemExit(f"the runtime is not reachable at {url}: {e}") from None
     if r.status_code in (401, 403):
@@ -540,10 +539,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_synthesis:
         body["synthesize"] = False
     try:
-        token = api_token(args)
-        # "" for none: for None, Client would read ACTORCHESTRA_TOKEN past an empty --token
-        given = token if token is not None else ""
-        return asyncio.run(run_task(settings.ingress_url, args.input, body, token=given))
+        # --token as given: the client reads ACTORCHESTRA_TOKEN without one, sends none
+        # for a blank one (as api_token does for the other commands)
+        return asyncio.run(run_task(settings.ingress_url, args.input, body, token=args.token))
     except httpx.HTTPError as e:
         raise SystemExit(f"the runtime is not reachable at {settings.ingress_url}: {e}") from None
 

@@ -50,7 +50,7 @@ class Client:
         *,
         token: str | SecretStr | None = None,
     ) -> None:
-        """`token`: the bearer token; None reads ACTORCHESTRA_TOKEN, "" sends none.
+        """`token`: the bearer token; None reads ACTORCHESTRA_TOKEN, a blank one sends none.
 
         A given `http` client is used as it is, its own headers included; the token is
         added to each request, not to that client.
@@ -61,7 +61,7 @@ class Client:
         if token is None:
             token = ClientSettings().token
         elif isinstance(token, str):
-            token = SecretStr(token) if token else None
+            token = SecretStr(token) if token.strip() else None
         self._token: SecretStr | None = token
 
     @property
@@ -70,9 +70,7 @@ class Client:
         return self._token is not None
 
     def _auth(self) -> dict[str, str]:
-        if self._token is None:
-            return {}
-        return {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        return bearer_headers(self._token)
 
     async def __aenter__(self) -> Client:
         return self
@@ -185,6 +183,11 @@ class Client:
         """Submit and wait: the finished task (its state, result, subtasks, usage)."""
         task_id = await self.submit(input, **submit_options)
         return await self.wait(task_id, on_event, timeout_s)
+
+
+def bearer_headers(token: SecretStr | None) -> dict[str, str]:
+    """The Authorization header a token makes; none without one."""
+    return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
 
 
 def response_reason(r: httpx.Response) -> str:

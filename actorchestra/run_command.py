@@ -61,8 +61,13 @@ def _short(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def refusal_hint(base_url: str, status: int, token_sent: bool) -> str | None:
-    """What to set when the runtime did not know the caller (401); None otherwise."""
+def refusal_hint(
+    base_url: str, status: int, token_sent: bool, user_named: bool = False
+) -> str | None:
+    """What to set when the runtime did not know the caller (401), or refused a user the
+    request named beside its token (403); None otherwise."""
+    if status == 403 and token_sent and user_named:
+        return "with a token the user is the token's: leave --user out, or use that user's"
     if status != 401:
         return None
     if not token_sent:
@@ -95,9 +100,7 @@ async def run_task(
             task = await client.run(text, on_event=printer, **body)
         except ClientError as e:
             out.write(f"refused ({e.status}): {e.message}\n")
-            hint = refusal_hint(base_url, e.status, client.has_token)
-            if e.status == 403 and client.has_token and "user_id" in body:
-                hint = "with a token the user is the token's: leave --user out, or use that user's"
+            hint = refusal_hint(base_url, e.status, client.has_token, "user_id" in body)
             if hint is not None:
                 out.write(f"{hint}\n")
             return 2
