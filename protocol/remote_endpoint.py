@@ -20,10 +20,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from a2a.types import a2a_pb2
+from google.protobuf.message import Message
 
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint, Event
@@ -147,68 +148,53 @@ class RemoteAgentEndpoint(AgentEndpoint):
             async for response in client.subscribe(request):
                 yield _event(response)
 
-    async def get_task(self, request: a2a_pb2.GetTaskRequest, call: CallInfo) -> a2a_pb2.Task:
+    async def _unary(self, method: str, request: Message) -> Any:
+        """One request-response operation of the (streaming-capable) client."""
         _, client, _ = await self._connected()
         with self._translated():
-            return await client.get_task(request)
+            return await getattr(client, method)(request)
+
+    async def get_task(self, request: a2a_pb2.GetTaskRequest, call: CallInfo) -> a2a_pb2.Task:
+        return await self._unary("get_task", request)
 
     async def cancel_task(self, request: a2a_pb2.CancelTaskRequest, call: CallInfo) -> a2a_pb2.Task:
-        _, client, _ = await self._connected()
-        with self._translated():
-            return await client.cancel_task(request)
+        return await self._unary("cancel_task", request)
 
     async def list_tasks(
         self, request: a2a_pb2.ListTasksRequest, call: CallInfo
     ) -> a2a_pb2.ListTasksResponse:
-        _, client, _ = await self._connected()
-        with self._translated():
-            return await client.list_tasks(request)
+        return await self._unary("list_tasks", request)
 
     async def create_push_config(
         self, request: a2a_pb2.TaskPushNotificationConfig, call: CallInfo
     ) -> a2a_pb2.TaskPushNotificationConfig:
-        _, client, _ = await self._connected()
-        with self._translated():
-            return await client.create_task_push_notification_config(request)
+        return await self._unary("create_task_push_notification_config", request)
 
     async def get_push_config(
         self, request: a2a_pb2.GetTaskPushNotificationConfigRequest, call: CallInfo
     ) -> a2a_pb2.TaskPushNotificationConfig:
-        _, client, _ = await self._connected()
-        with self._translated():
-            return await client.get_task_push_notification_config(request)
+        return await self._unary("get_task_push_notification_config", request)
 
     async def list_push_configs(
         self, request: a2a_pb2.ListTaskPushNotificationConfigsRequest, call: CallInfo
     ) -> a2a_pb2.ListTaskPushNotificationConfigsResponse:
-        _, client, _ = await self._connected()
-        with self._translated():
-            return await client.list_task_push_notification_configs(request)
+        return await self._unary("list_task_push_notification_configs", request)
 
     async def delete_push_config(
         self, request: a2a_pb2.DeleteTaskPushNotificationConfigRequest, call: CallInfo
     ) -> None:
-        _, client, _ = await self._connected()
-        with self._translated():
-            await client.delete_task_push_notification_config(request)
+        await self._unary("delete_task_push_notification_config", request)
 
     async def extended_card(
         self, request: a2a_pb2.GetExtendedAgentCardRequest, call: CallInfo
     ) -> a2a_pb2.AgentCard:
-        _, client, _ = await self._connected()
-        with self._translated():
-            return await client.get_extended_agent_card(request)
+        return await self._unary("get_extended_agent_card", request)
 
 
 def _event(response: a2a_pb2.StreamResponse) -> Event:
     """The event a `StreamResponse` carries, as the types `LocalAgentEndpoint` yields."""
-    kind = response.WhichOneof("payload")
-    if kind == "task":
-        return response.task
-    if kind == "message":
-        return response.message
-    if kind == "status_update":
-        return response.status_update
-    if kind == "artifact_update":
-        return response.artifact_update
-    raise AgentUnavailableError("a remote agent sent an empty stream response")
+    kind = response.WhichOneof("payload")  # task, message, status_update, artifact_update
+    if kind is None:
+        raise AgentUnavailableError("a remote agent sent an empty stream response")
+    event: Event = getattr(response, kind)
+    return event

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from a2a.helpers import new_text_message
 from a2a.server.agent_execution import RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
@@ -29,8 +30,10 @@ from actorchestra.actors.executor import BATCH_KEY, SkillExecutor
 from actorchestra.actors.planner.service import Planner
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.cards import build_agent_card
+from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.errors import InvalidInputError
 from actorchestra.protocol.remote import card_client, card_guard
+from actorchestra.protocol.remote_endpoint import RemoteAgentEndpoint
 from tests.unit.planner_helpers import make_planner
 from tests.unit.runtime_app import served
 
@@ -232,3 +235,20 @@ async def test_an_unregistered_remote_agent_gets_no_more_steps(
     await planner.refresh_pool(force=True)  # as every `registry_refresh_s`
     with pytest.raises(InvalidInputError, match="unknown agent 'faraway'"):
         await planner.submit({"input": "go", "workflow": step})
+
+
+async def test_the_remote_endpoint_carries_the_other_a2a_operations(
+    third_party: ThirdParty, guarded: list[httpx.AsyncClient]
+) -> None:
+    """Beyond the planner's send: GetTask and ListTasks reach the third party too."""
+    http = card_client(card_guard(third_party.allowed), 10.0)
+    guarded.append(http)
+    endpoint = RemoteAgentEndpoint("faraway", third_party.base, http)
+    call = CallInfo()
+    message = new_text_message("hello", role=a2a_pb2.Role.ROLE_USER)
+    sent = await endpoint.send_message(a2a_pb2.SendMessageRequest(message=message), call)
+    assert isinstance(sent, a2a_pb2.Task)
+    got = await endpoint.get_task(a2a_pb2.GetTaskRequest(id=sent.id), call)
+    assert got.id == sent.id and got.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+    listed = await endpoint.list_tasks(a2a_pb2.ListTasksRequest(), call)
+    assert sent.id in [t.id for t in listed.tasks]
