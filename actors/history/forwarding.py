@@ -71,10 +71,11 @@ METHODS = frozenset(
 )
 
 
-_RECORD_TYPES: dict[str, Any] = {
-    cls.__name__: cls
+# The record types whose lists travel as rows.
+_RECORD_TYPES = frozenset(
+    cls.__name__
     for cls in (TaskRecord, SubtaskRecord, NewEvent, LLMCallRecord, ToolCallRecord, ChatTurn)
-}
+)
 
 
 @dataclass

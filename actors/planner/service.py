@@ -171,9 +171,7 @@ class Planner:
         if self._remote_http is None:
             timeout = httpx.Timeout(self.options.subtask_timeout_s, connect=_REMOTE_CONNECT_S)
             self._remote_http = card_client(card_guard(self.options.allowed_hosts), timeout)
-        return RemoteAgentEndpoint(
-            row["name"], row.get("card_url") or row["endpoint"], self._remote_http
-        )
+        return RemoteAgentEndpoint(row["name"], _remote_url(row), self._remote_http)
 
     def _skill_tables(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         skill_agents: dict[str, list[str]] = {}
@@ -608,8 +606,12 @@ def _moved(endpoint: AgentEndpoint, row: dict[str, Any]) -> bool:
     was registered again (third party <-> local, or another card URL)."""
     if row.get("kind") != "remote":
         return isinstance(endpoint, RemoteAgentEndpoint)
-    url = row.get("card_url") or row["endpoint"]
-    return not isinstance(endpoint, RemoteAgentEndpoint) or endpoint.card_url != url
+    return not isinstance(endpoint, RemoteAgentEndpoint) or endpoint.card_url != _remote_url(row)
+
+
+def _remote_url(row: dict[str, Any]) -> str:
+    """Where a third party's card is read: its card URL, else its endpoint."""
+    return str(row.get("card_url") or row["endpoint"])
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:
