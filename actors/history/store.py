@@ -138,12 +138,15 @@ class HistoryStore(ABC):
         """Store events; the sequence number given to each, in input order."""
 
     async def append_event_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-        """`append_events` for events as plain mappings of NewEvent's fields, trusted.
+        """`append_events` for events as plain mappings of NewEvent's fields, trusted;
+        `ts` may be a datetime or epoch seconds.
 
         The planner emits thousands of events a second as dicts; a store that can take
         them as they are (the forwarding one) skips building a model for each.
         """
-        return await self.append_events([NewEvent.model_construct(**row) for row in rows])
+        return await self.append_events(
+            [NewEvent.model_construct(**_event_fields(r)) for r in rows]
+        )
 
     @abstractmethod
     async def events_after(
@@ -278,3 +281,10 @@ __all__ = [
     "fit_chat_window",
     "states_filter",
 ]
+
+
+def _event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    ts = row["ts"]
+    if isinstance(ts, datetime):
+        return dict(row)
+    return {**row, "ts": datetime.fromtimestamp(ts, UTC)}

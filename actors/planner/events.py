@@ -23,7 +23,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 from actorchestra.actors.history.store import HistoryStore
@@ -106,7 +105,7 @@ class EventLog:
                             "task_id": e["task_id"],
                             "kind": e["kind"],
                             "data": e["data"],
-                            "ts": datetime.fromtimestamp(e["ts"], UTC),
+                            "ts": e["ts"],  # epoch seconds: no datetime per event here
                         }
                         for e in batch
                     ]

@@ -82,13 +82,17 @@ class Pool:
         if sub.agent:
             agent = self.agents.get(sub.agent)
             return agent
-        candidates = [a for a in self.by_skill(sub.skill or "") if a.healthy] or self.by_skill(
-            sub.skill or ""
-        )
-        fresh = [a for a in candidates if a.name not in exclude] or candidates
-        if not fresh:
-            return None
-        return min(fresh, key=lambda a: (a.load + 1) / a.capacity)
+        # Healthy before unhealthy, then not yet tried before tried, then least loaded:
+        # one pass (this runs once per subtask dispatched).
+        skill = sub.skill or ""
+        best, best_key = None, None
+        for a in self.agents.values():
+            if skill not in a.skills:
+                continue
+            key = (not a.healthy, a.name in exclude, (a.load + 1) / a.capacity)
+            if best_key is None or key < best_key:
+                best, best_key = a, key
+        return best
 
 
 @dataclass

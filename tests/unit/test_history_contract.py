@@ -248,11 +248,27 @@ async def test_event_rows_are_stored_as_events_are(store: HistoryStore) -> None:
         [{"task_id": "a", "kind": "k", "data": {"i": i}, "ts": T0} for i in range(3)]
     )
     assert seqs == [2, 3, 4]
+    # the planner's own form: epoch seconds; data orjson cannot take goes the slow way
+    later = T0 + timedelta(seconds=1.5)
+    seqs = await store.append_event_rows(
+        [
+            {
+                "task_id": "a",
+                "kind": "k",
+                "data": {"out": ["x", {"y": None}]},
+                "ts": later.timestamp(),
+            },
+            {"task_id": "a", "kind": "k", "data": {"big": 2**70}, "ts": later.timestamp()},
+        ]
+    )
+    assert seqs == [5, 6]
     after = await store.events_after("a", 1)
     assert [(e.seq, e.kind, e.data, e.ts) for e in after] == [
         (2, "k", {"i": 0}, T0),
         (3, "k", {"i": 1}, T0),
         (4, "k", {"i": 2}, T0),
+        (5, "k", {"out": ["x", {"y": None}]}, later),
+        (6, "k", {"big": 2**70}, later),
     ]
 
 
