@@ -245,7 +245,9 @@ class SkillExecutor(AgentExecutor):
                 if self._slots is not None:
                     await self._slots.acquire()
                 try:
-                    part = await asyncio.wait_for(_run_to_part(fn, ctx), timeout)
+                    # a timeout scope, not wait_for: no second task per item
+                    async with asyncio.timeout(timeout):
+                        part = await _run_to_part(fn, ctx)
                 finally:
                     if self._slots is not None:
                         self._slots.release()

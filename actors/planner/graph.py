@@ -23,7 +23,8 @@ def plan_from_workflow(workflow: Workflow, task_input: str) -> Plan:
         if workflow.kind == "sequential" and previous is not None and previous not in depends:
             depends.append(previous)
         subtasks.append(
-            Subtask(
+            # The steps are validated already: a thousand-step workflow is not checked twice.
+            Subtask.model_construct(
                 id=step_id,
                 skill=step.skill,
                 agent=step.agent,
