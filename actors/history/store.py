@@ -138,14 +138,25 @@ class HistoryStore(ABC):
         """Store events; the sequence number given to each, in input order."""
 
     async def append_event_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-        """`append_events` for events as plain mappings of NewEvent's fields, trusted;
-        `ts` may be a datetime or epoch seconds.
+        """`append_events` for events as plain mappings with NewEvent's fields, trusted;
+        `ts` may be a datetime or epoch seconds, other keys (the planner's `seq`) are
+        not read.
 
         The planner emits thousands of events a second as dicts; a store that can take
         them as they are (the forwarding one) skips building a model for each.
         """
         return await self.append_events(
-            [NewEvent.model_construct(**_event_fields(r)) for r in rows]
+            [
+                NewEvent.model_construct(
+                    task_id=r["task_id"],
+                    kind=r["kind"],
+                    data=r["data"],
+                    ts=r["ts"]
+                    if isinstance(r["ts"], datetime)
+                    else datetime.fromtimestamp(r["ts"], UTC),
+                )
+                for r in rows
+            ]
         )
 
     @abstractmethod
@@ -281,10 +292,3 @@ __all__ = [
     "fit_chat_window",
     "states_filter",
 ]
-
-
-def _event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    ts = row["ts"]
-    if isinstance(ts, datetime):
-        return dict(row)
-    return {**row, "ts": datetime.fromtimestamp(ts, UTC)}

@@ -75,9 +75,6 @@ class Pool:
     def __init__(self) -> None:
         self.agents: dict[str, AgentInfo] = {}
 
-    def by_skill(self, skill: str) -> list[AgentInfo]:
-        return [a for a in self.agents.values() if skill in a.skills]
-
     def choose(self, sub: Subtask, exclude: set[str]) -> AgentInfo | None:
         if sub.agent:
             agent = self.agents.get(sub.agent)

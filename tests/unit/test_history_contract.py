@@ -248,7 +248,8 @@ async def test_event_rows_are_stored_as_events_are(store: HistoryStore) -> None:
         [{"task_id": "a", "kind": "k", "data": {"i": i}, "ts": T0} for i in range(3)]
     )
     assert seqs == [2, 3, 4]
-    # the planner's own form: epoch seconds; data orjson cannot take goes the slow way
+    # the planner's own form: epoch seconds and its own `seq` (not read); data orjson
+    # cannot take goes the slow way
     later = T0 + timedelta(seconds=1.5)
     seqs = await store.append_event_rows(
         [
@@ -257,6 +258,7 @@ async def test_event_rows_are_stored_as_events_are(store: HistoryStore) -> None:
                 "kind": "k",
                 "data": {"out": ["x", {"y": None}]},
                 "ts": later.timestamp(),
+                "seq": 99,
             },
             {"task_id": "a", "kind": "k", "data": {"big": 2**70}, "ts": later.timestamp()},
         ]

@@ -120,6 +120,15 @@ def planner_for(
     return make_planner(tmp_path, ECHO if local else {}, remote_rows=rows, remote_http=http)
 
 
+def one_step(step: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """A task body whose workflow is the one step `step`, on input "x"."""
+    return {
+        "input": "go",
+        **options,
+        "workflow": {"kind": "sequential", "steps": [{**step, "input": "x"}]},
+    }
+
+
 async def run(planner: Planner, body: dict[str, Any]) -> dict[str, Any]:
     task_id = await planner.submit(body)
     _ = [e async for e in planner.stream_events(task_id)]
@@ -175,14 +184,7 @@ async def test_a_remote_agent_that_is_down_fails_the_subtask_clearly(
     down = third_party.row() | {"card_url": closed_port_url()}
     allowed = [down["card_url"].removeprefix("http://")]
     planner = planner_for(tmp_path, [down], allowed, guarded)
-    task = await run(
-        planner,
-        {
-            "input": "go",
-            "max_attempts": 2,
-            "workflow": {"kind": "sequential", "steps": [{"agent": "faraway", "input": "x"}]},
-        },
-    )
+    task = await run(planner, one_step({"agent": "faraway"}, max_attempts=2))
     assert task["state"] == "failed"
     assert "remote agent 'faraway' is not reachable" in task["error"]
     assert task["subtasks"][0]["attempts"] == 2
@@ -194,13 +196,7 @@ async def test_a_subtask_goes_elsewhere_when_the_remote_agent_is_down(
     down = third_party.row() | {"card_url": closed_port_url()}
     allowed = [down["card_url"].removeprefix("http://")]
     planner = planner_for(tmp_path, [down], allowed, guarded, local=True)
-    task = await run(
-        planner,
-        {
-            "input": "go",
-            "workflow": {"kind": "sequential", "steps": [{"skill": "echo", "input": "x"}]},
-        },
-    )
+    task = await run(planner, one_step({"skill": "echo"}))
     assert task["state"] == "completed", task
     sub = task["subtasks"][0]
     # tried on the remote agent first (listed first, equally loaded), then on the local one
@@ -211,14 +207,7 @@ async def test_the_allow_list_guards_calls_to_remote_agents(
     tmp_path: Path, third_party: ThirdParty, guarded: list[httpx.AsyncClient]
 ) -> None:
     planner = planner_for(tmp_path, [third_party.row()], [], guarded)  # loopback not allowed
-    task = await run(
-        planner,
-        {
-            "input": "go",
-            "max_attempts": 1,
-            "workflow": {"kind": "sequential", "steps": [{"agent": "faraway", "input": "x"}]},
-        },
-    )
+    task = await run(planner, one_step({"agent": "faraway"}, max_attempts=1))
     assert task["state"] == "failed"
     assert "ACTORCHESTRA_ALLOWED_HOSTS" in task["error"]
     assert third_party.executor.requests == []
@@ -229,12 +218,12 @@ async def test_an_unregistered_remote_agent_gets_no_more_steps(
 ) -> None:
     rows = [third_party.row()]
     planner = planner_for(tmp_path, rows, third_party.allowed, guarded)
-    step = {"kind": "sequential", "steps": [{"agent": "faraway", "input": "x"}]}
-    assert (await run(planner, {"input": "go", "workflow": step}))["state"] == "completed"
+    body = one_step({"agent": "faraway"})
+    assert (await run(planner, body))["state"] == "completed"
     rows.clear()  # DELETE /v1/agents/faraway
     await planner.refresh_pool(force=True)  # as every `registry_refresh_s`
     with pytest.raises(InvalidInputError, match="unknown agent 'faraway'"):
-        await planner.submit({"input": "go", "workflow": step})
+        await planner.submit(body)
 
 
 async def test_the_remote_endpoint_carries_the_other_a2a_operations(
