@@ -141,6 +141,15 @@ class SkillContext:
                 out.append(MessageToDict(p.data))
         return out
 
+    def for_item(self, message: a2a_pb2.Message, metadata: dict[str, Any]) -> SkillContext:
+        """This context for one item of a batch: its own message and metadata, a fresh
+        `result_metadata`. A shallow copy without `__init__` (a third of the cost of
+        `dataclasses.replace`; it runs once per item of a thousand-item batch)."""
+        ctx = object.__new__(SkillContext)
+        ctx.__dict__.update(self.__dict__)
+        ctx.message, ctx.metadata, ctx.result_metadata = message, metadata, {}
+        return ctx
+
     async def progress(self, text: str) -> None:
         """Publish a working-state status update that streaming callers see at once."""
         if self._progress is not None:

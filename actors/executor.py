@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import json
 import logging
@@ -55,11 +54,14 @@ def batch_items(value: Any) -> list[dict[str, Any]] | None:
     return [item for item in value if isinstance(item, dict)]
 
 
-async def _run_to_part(fn: Any, ctx: SkillContext) -> a2a_pb2.Part | None:
-    """A skill's answer as one artifact part (a streaming skill's chunks joined)."""
-    if inspect.isasyncgenfunction(fn):
-        pieces = [c.text if isinstance(c, Chunk) else str(c) async for c in fn(ctx)]
-        return a2a_pb2.Part(text="".join(pieces))
+async def _streamed_part(fn: Any, ctx: SkillContext) -> a2a_pb2.Part | None:
+    """A streaming skill's answer as one artifact part: its chunks joined."""
+    pieces = [c.text if isinstance(c, Chunk) else str(c) async for c in fn(ctx)]
+    return a2a_pb2.Part(text="".join(pieces))
+
+
+async def _returned_part(fn: Any, ctx: SkillContext) -> a2a_pb2.Part | None:
+    """A skill's return value as one artifact part (a batch item's answer)."""
     result = await fn(ctx)
     if isinstance(result, NeedsInput | Rejected):
         raise RuntimeError(
@@ -201,11 +203,18 @@ class SkillExecutor(AgentExecutor):
         An item finishing alone goes out alone, at once. Items share the replica's
         concurrency limit; an item's failure or timeout is reported in its own entry
         and does not fail the others.
+
+        Without a concurrency limit every item starts at once, so items with the same
+        timeout share one deadline (one timer for the batch, not a timeout scope per
+        item: 13 us each here); under a limit each item's clock starts with its slot.
         """
         base = {k: v for k, v in template.metadata.items() if k != BATCH_KEY}
+        run = _streamed_part if inspect.isasyncgenfunction(fn) else _returned_part
         finished: list[tuple[dict[str, Any], a2a_pb2.Part]] = []
         flushing: asyncio.Task[None] | None = None
         sent = 0
+        loop = asyncio.get_running_loop()
+        expired: set[asyncio.Task[None]] = set()  # cancelled by a shared deadline
 
         async def flush() -> None:
             nonlocal flushing, sent
@@ -236,31 +245,52 @@ class SkillExecutor(AgentExecutor):
                 role=template.message.role,
                 parts=[a2a_pb2.Part(text=str(item.get("input", "")))],
             )
-            ctx = dataclasses.replace(
-                template, message=message, metadata={**base, "item": item_id}, result_metadata={}
-            )
+            ctx = template.for_item(message, {**base, "item": item_id})
             meta: dict[str, Any] = {"item": item_id, "ok": True}
             part: a2a_pb2.Part | None
             try:
-                if self._slots is not None:
-                    await self._slots.acquire()
-                try:
-                    # a timeout scope, not wait_for: no second task per item
-                    async with asyncio.timeout(timeout):
-                        part = await _run_to_part(fn, ctx)
-                finally:
-                    if self._slots is not None:
-                        self._slots.release()
+                if self._slots is None:
+                    part = await run(fn, ctx)  # under the batch's shared deadline
+                else:
+                    async with self._slots, asyncio.timeout(timeout):
+                        part = await run(fn, ctx)
                 meta.update(ctx.result_metadata)
             except TimeoutError:
+                part, meta = None, {**meta, "ok": False, "error": f"timed out after {timeout}s"}
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task not in expired:
+                    raise  # the batch itself is cancelled (CancelTask)
+                assert task is not None
+                task.uncancel()
                 part, meta = None, {**meta, "ok": False, "error": f"timed out after {timeout}s"}
             except Exception as e:  # the item's failure, reported in its entry
                 part, meta = None, {**meta, "ok": False, "error": f"{type(e).__name__}: {e}"}
             finished.append((meta, part if part is not None else a2a_pb2.Part(text=meta["error"])))
             if flushing is None:
-                flushing = asyncio.get_running_loop().create_task(flush())
+                flushing = loop.create_task(flush())
 
-        await asyncio.gather(*(one(item) for item in items))
+        tasks = [loop.create_task(one(item)) for item in items]
+        deadlines: list[asyncio.TimerHandle] = []
+        if self._slots is None:
+            by_timeout: dict[float, list[asyncio.Task[None]]] = {}
+            for item, task in zip(items, tasks, strict=True):
+                if item.get("timeout_s"):
+                    by_timeout.setdefault(float(item["timeout_s"]), []).append(task)
+
+            def expire(group: list[asyncio.Task[None]]) -> None:
+                for task in group:
+                    if not task.done():
+                        expired.add(task)
+                        task.cancel()
+
+            start = loop.time()
+            deadlines = [loop.call_at(start + t, expire, g) for t, g in by_timeout.items()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for handle in deadlines:
+                handle.cancel()
         while flushing is not None:
             await flushing
 

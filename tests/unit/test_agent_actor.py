@@ -10,6 +10,7 @@ import asyncio
 import datetime
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -635,3 +636,30 @@ async def test_a_batch_message_runs_items_within_the_concurrency_limit() -> None
     assert Sleeper.peak == 2  # the replica's concurrency limit held across the batch
     # Items finishing together share an artifact: fewer artifacts than items.
     assert len(task.artifacts) < len(by_item)
+
+
+async def test_a_batch_without_a_limit_times_out_only_its_slow_items() -> None:
+    # No concurrency limit: every item starts at once, items with the same timeout
+    # share one deadline; what finished in time keeps its answer.
+    Sleeper.running = Sleeper.peak = 0
+    actor = AgentActor(AgentSpec(name="sleeper", cls=f"{__name__}:Sleeper"), 0, "http://x")
+    items = [{"id": f"s{i}", "input": "0.01", "timeout_s": 0.2} for i in range(3)]
+    items += [
+        {"id": "slow", "input": "5", "timeout_s": 0.2},
+        {"id": "slower", "input": "5", "timeout_s": 0.3},
+        {"id": "untimed", "input": "0.05"},
+    ]
+    started = time.monotonic()
+    task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
+    assert time.monotonic() - started < 2
+    assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+    by_item = {
+        entry["item"]: (entry, part)
+        for a in task.artifacts
+        for entry, part in zip(json.loads(a.metadata["items"]), a.parts, strict=True)
+    }
+    assert [by_item[f"s{i}"][1].text for i in range(3)] == ["napped 0.01"] * 3
+    assert by_item["untimed"][1].text == "napped 0.05"
+    assert by_item["slow"][0] == {"item": "slow", "ok": False, "error": "timed out after 0.2s"}
+    assert by_item["slower"][0]["error"] == "timed out after 0.3s"
+    assert Sleeper.peak == 6 and Sleeper.running == 0  # all at once; the slow ones stopped
