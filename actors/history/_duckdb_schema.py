@@ -34,6 +34,7 @@ from actorchestra.actors.history.records import (
     ToolCallRecord,
     as_utc,
 )
+from actorchestra.actors.trusted import trusted
 
 SCHEMA_VERSION = 1
 
@@ -218,9 +219,10 @@ class TableSpec:
     def from_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Rows selected with `select_list` as records, trusted (they came from us)."""
         cols = self.columns
-        construct = self.record.model_construct
+        record = self.record
         return [
-            construct(**{c.name: c.into(v) for c, v in zip(cols, row, strict=True)}) for row in rows
+            trusted(record, **{c.name: c.into(v) for c, v in zip(cols, row, strict=True)})
+            for row in rows
         ]
 
 
@@ -235,8 +237,13 @@ class EventRow(NamedTuple):
     ts: datetime
 
     def record(self) -> EventRecord:
-        return EventRecord.model_construct(
-            task_id=self.task_id, seq=self.seq, kind=self.kind, data=self.data, ts=self.ts
+        return trusted(
+            EventRecord,
+            task_id=self.task_id,
+            seq=self.seq,
+            kind=self.kind,
+            data=self.data,
+            ts=self.ts,
         )
 
 

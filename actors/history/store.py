@@ -44,6 +44,7 @@ from actorchestra.actors.history.records import (
     ToolCallRecord,
     as_utc,
 )
+from actorchestra.actors.trusted import trusted
 from actorchestra.protocol.errors import InvalidInputError
 
 MAX_PAGE = 1000
@@ -147,7 +148,8 @@ class HistoryStore(ABC):
         """
         return await self.append_events(
             [
-                NewEvent.model_construct(
+                trusted(
+                    NewEvent,
                     task_id=r["task_id"],
                     kind=r["kind"],
                     data=r["data"],

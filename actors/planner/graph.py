@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from actorchestra.actors.planner.models import Plan, Subtask, Workflow
+from actorchestra.actors.trusted import trusted
 
 
 def plan_from_workflow(workflow: Workflow, task_input: str) -> Plan:
@@ -24,7 +25,8 @@ def plan_from_workflow(workflow: Workflow, task_input: str) -> Plan:
             depends.append(previous)
         subtasks.append(
             # The steps are validated already: a thousand-step workflow is not checked twice.
-            Subtask.model_construct(
+            trusted(
+                Subtask,
                 id=step_id,
                 skill=step.skill,
                 agent=step.agent,

@@ -31,6 +31,7 @@ from actorchestra.actors.planner.models import (
     SubtaskState,
     SubtaskView,
 )
+from actorchestra.actors.trusted import trusted
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
 from actorchestra.protocol.errors import ActorchestraError
@@ -111,7 +112,8 @@ class SubRun:
     def view(self) -> SubtaskView:
         # Built from the run's own typed state: no revalidation (a thousand-subtask task
         # took 47 ms to validate, in the planner's loop, right after its final event).
-        return SubtaskView.model_construct(
+        return trusted(
+            SubtaskView,
             id=self.spec.id,
             skill=self.spec.skill,
             agent=self.agent,
