@@ -101,14 +101,21 @@ def _merge_section(
             target[key] = value
 
 
+def route_path(app: dict[str, Any]) -> str:
+    """The application's route prefix as a URL path to append ("" for the root)."""
+    return str(app.get("route_prefix") or "/").rstrip("/")
+
+
 def merged_args(
     app: dict[str, Any], settings: Settings, default_public_url: str | None = None
 ) -> dict[str, Any]:
     """Application args with the runtime section completed from settings.
 
     Precedence: ACTORCHESTRA_* variables set explicitly > the config file > defaults.
-    `default_public_url` (from the ingress address `up` deploys to) stands in for the
-    public URL when neither the environment nor the file gives one.
+    `default_public_url` (the ingress address `up` deploys to) stands in for the public
+    URL when neither the environment nor the file gives one. A public URL made from an
+    address gets the app's `route_prefix`, where Serve serves the app; one given is
+    taken as it is (a proxy in front may map paths as it likes).
     """
     args = dict(app.get("args") or {})
     # A variable set to nothing (`ACTORCHESTRA_LLM_BASE_URL=`) leaves the file its say;
@@ -121,8 +128,11 @@ def merged_args(
         and not (f == "auth_tokens" and not settings.auth_tokens)
     }
     runtime = settings.runtime_options()
-    if default_public_url and not explicit & {"public_url", "host", "port"}:
-        runtime["public_url"] = default_public_url
+    if "public_url" not in explicit:
+        address = settings.ingress_url
+        if default_public_url and not explicit & {"host", "port"}:
+            address = default_public_url.rstrip("/")
+        runtime["public_url"] = address + route_path(app)
     for key, value in dict(args.get("runtime") or {}).items():
         if key == "agent" and isinstance(value, dict):
             for sub, sub_value in value.items():
@@ -266,7 +276,7 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
     if {"host", "port"} & settings.model_fields_set or not http:
         http.update(host=settings.host, port=settings.port)
     host, port = http.get("host", settings.host), int(http.get("port", settings.port))
-    default_public_url = f"http://{host}:{port}"
+    address = f"http://{host}:{port}"
     for app in config["applications"]:
         try:  # before anything starts: a typo in the overrides fails here
             ingress_options(app.get("deployments"))
@@ -274,12 +284,12 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
             raise SystemExit(f"application {app.get('name')!r}: {e.message}") from None
     started = connect_ray(settings, start_if_missing=True)
     serve.start(http_options={"host": host, "port": port})
-    names: list[str] = []
+    deployed: list[tuple[str, str, list[str]]] = []  # (URL here, public URL, agents) per app
     llm_lines: list[str] = []
     for app in config["applications"]:
         if app.get("import_path") != BUILDER:
             raise SystemExit(f"application {app.get('name')!r}: import_path must be {BUILDER}")
-        args = merged_args(app, settings, default_public_url)
+        args = merged_args(app, settings, address)
         llm_lines.append(_llm_endpoint(args["runtime"], settings))
         print(f"deploying application {app.get('name', 'actorchestra')!r} ...", flush=True)
         serve.run(
@@ -289,19 +299,24 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
             name=app.get("name", "actorchestra"),
             route_prefix=app.get("route_prefix", "/"),
         )
-        names += [a["name"] for a in args["agents"]]
-    base = default_public_url
-    _wait_healthy(base, settings.up_timeout_s)
+        # where Serve serves the app: the ingress address under its route prefix
+        here = address + route_path(app)
+        deployed.append((here, args["runtime"]["public_url"], [a["name"] for a in args["agents"]]))
+    for here, _, _ in deployed:
+        _wait_healthy(here, settings.up_timeout_s)
     import ray
 
     ray.shutdown()  # the runtime lives on in the cluster; this process only deployed it
-    print(f"\nactorchestra is up: {base}")
-    print(f"  health       {base}/health")
-    print(f"  agents       {base}/v1/agents")
-    print(f"  chat         {base}/v1/chat")
-    print(f"  API docs     {base}/docs")
-    for name in names:
-        print(f"  agent {name:<8} {base}/a2a/{name}/.well-known/agent-card.json")
+    for base, public_url, names in deployed:
+        print(f"\nactorchestra is up: {base}")
+        if public_url.rstrip("/") != base:
+            print(f"  public URL   {public_url}  (agent cards name it)")
+        print(f"  health       {base}/health")
+        print(f"  agents       {base}/v1/agents")
+        print(f"  chat         {base}/v1/chat")
+        print(f"  API docs     {base}/docs")
+        for name in names:
+            print(f"  agent {name:<8} {base}/a2a/{name}/.well-known/agent-card.json")
     for line in dict.fromkeys(llm_lines):
         print(f"  LLM          {line}")
     if started:

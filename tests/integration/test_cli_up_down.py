@@ -1,5 +1,6 @@
-"""`actorchestra up` and `down`, run as a user would: `down` stops the Ray that `up`
-started, every process of it, and no other Ray (this test session's keeps running).
+"""`actorchestra up` and `down`, run as a user would: `up` prints URLs that open (the
+config's route prefix included), `down` stops the Ray that `up` started, every process
+of it, and no other Ray (this test session's keeps running).
 
 The CLI runs in child processes with its own state dir, free ports on 127.0.0.1, Serve's
 standard proxy (HAProxy's fixed paths under /tmp would be shared with any other Serve on
@@ -9,6 +10,7 @@ the machine) and a Ray temp dir of its own.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +33,7 @@ CONFIG = {
     "applications": [
         {
             "name": "actorchestra",
-            "route_prefix": "/",
+            "route_prefix": "/rt",
             "import_path": BUILDER,
             "args": {"agents": [{"name": "echo", "cls": "actorchestra.actors.examples:EchoAgent"}]},
         }
@@ -59,7 +61,14 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     )
 
 
-def test_down_stops_the_ray_up_started_and_no_other(
+def _printed(stdout: str, label: str) -> str:
+    """The URL `up` printed on the line of `label`."""
+    found = re.search(rf"^  {label} +(\S+)", stdout, re.MULTILINE)
+    assert found, f"`up` printed no {label!r} line:\n{stdout}"
+    return found.group(1)
+
+
+def test_up_prints_urls_that_open_and_down_stops_the_ray_up_started(
     ray_session: None, tmp_path: Path, ray_tmp: Path
 ) -> None:
     config = tmp_path / "config.yaml"
@@ -84,7 +93,14 @@ def test_down_stops_the_ray_up_started_and_no_other(
     try:
         up = _cli(["up", "--config", str(config)], env, tmp_path)
         assert up.returncode == 0, up.stdout + up.stderr
-        assert f"actorchestra is up: http://127.0.0.1:{port}" in up.stdout
+        base = f"http://127.0.0.1:{port}/rt"  # where Serve serves the app
+        assert f"actorchestra is up: {base}\n" in up.stdout
+        health_url, card_url = _printed(up.stdout, "health"), _printed(up.stdout, "agent echo")
+        assert health_url == f"{base}/health"
+        assert httpx.get(health_url, timeout=10).json()["status"] == "healthy"
+        card = httpx.get(card_url, timeout=10).json()
+        # the card the printed URL opens names the agent under the same prefix
+        assert {i["url"] for i in card["supportedInterfaces"]} == {f"{base}/a2a/echo"}
 
         state = local_ray.read_state(state_dir / "runtime.json")
         assert state is not None and state.started_by_cli and state.leader is not None
@@ -96,8 +112,6 @@ def test_down_stops_the_ray_up_started_and_no_other(
             assert tree.get(ref.pid) == name
         workers = [pid for pid, name in tree.items() if name.startswith("ray::")]
         assert workers, f"Serve's actors run under the raylet: {tree}"
-        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
-        assert health.json()["status"] == "healthy"
 
         down = _cli(["down"], env, tmp_path)
 
@@ -108,7 +122,7 @@ def test_down_stops_the_ray_up_started_and_no_other(
         assert not still, f"left running: {still}"
         assert not (state_dir / "runtime.json").exists()
         with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+            httpx.get(health_url, timeout=5)
 
         # this session's Ray was never touched
         assert ray.is_initialized()

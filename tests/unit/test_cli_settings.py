@@ -169,6 +169,32 @@ def test_explicit_port_moves_the_public_url(monkeypatch: pytest.MonkeyPatch) -> 
     assert cli.merged_args(app, Settings())["runtime"]["public_url"] == "http://127.0.0.1:8200"
 
 
+def test_agent_cards_name_the_apps_route_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve serves the app under its route prefix: a public URL made from the ingress
+    address includes it (cards advertise URLs under it); one given is taken as it is."""
+    app = {**_app(), "route_prefix": "/agents/"}
+    merged = cli.merged_args(app, Settings(), "http://127.0.0.1:8300")
+    config = AppConfig.model_validate(merged)
+    assert config.runtime.public_url == "http://127.0.0.1:8300/agents"
+    assert config.agent_base_url("echo") == "http://127.0.0.1:8300/agents/a2a/echo"
+    root = cli.merged_args({**_app(), "route_prefix": "/"}, Settings(), "http://127.0.0.1:8300")
+    assert root["runtime"]["public_url"] == "http://127.0.0.1:8300"
+
+    monkeypatch.setenv("ACTORCHESTRA_PORT", "8200")
+    assert cli.merged_args(app, Settings())["runtime"]["public_url"] == (
+        "http://127.0.0.1:8200/agents"
+    )
+    given = {**_app({"public_url": "https://agents.example.com"}), "route_prefix": "/agents"}
+    monkeypatch.delenv("ACTORCHESTRA_PORT")
+    assert cli.merged_args(given, Settings())["runtime"]["public_url"] == (
+        "https://agents.example.com"
+    )
+    monkeypatch.setenv("ACTORCHESTRA_PUBLIC_URL", "https://proxy.example.com/rt")
+    assert cli.merged_args(app, Settings())["runtime"]["public_url"] == (
+        "https://proxy.example.com/rt"
+    )
+
+
 def test_merged_args_leaves_the_config_untouched() -> None:
     app = _app({"namespace": "from-file", "agent": {"max_tasks": 77}})
     before = yaml.safe_dump(app)
