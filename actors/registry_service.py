@@ -72,14 +72,29 @@ class RegistryService(Registry):
         """Replace the card fetches' allow-list; the next fetch or probe follows it."""
         self._guard.set_allowed(allowed_hosts)
 
-    async def start(self, allowed_hosts: Sequence[str] | None = None) -> None:
+    def set_probe_timeout(self, probe_timeout_s: float) -> None:
+        """Replace the probe timeout; the next probe and card fetch follow it."""
+        self._probe_timeout_s = probe_timeout_s
+        if self._http is not None:
+            self._http.timeout = httpx.Timeout(probe_timeout_s)
+
+    async def start(
+        self,
+        allowed_hosts: Sequence[str] | None = None,
+        health_interval_s: float | None = None,
+        probe_timeout_s: float | None = None,
+    ) -> None:
         """Rediscover local agents and start the health loop (idempotent).
 
-        `allowed_hosts`, when given, replaces the card fetches' allow-list: the registry
-        actor outlives a deploy, and each deploy's ingress brings its own.
+        Each setting given replaces the registry's own: the registry actor outlives a
+        deploy, and each deploy's ingress brings its settings.
         """
         if allowed_hosts is not None:
             self.set_allowed_hosts(allowed_hosts)
+        if health_interval_s is not None:
+            self._interval = health_interval_s  # from the loop's next pause on
+        if probe_timeout_s is not None:
+            self.set_probe_timeout(probe_timeout_s)
         if self._loop_task is not None:
             return
         await self._rediscover()

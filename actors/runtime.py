@@ -115,13 +115,14 @@ def ensure_registry(
     """The registry actor, created on first use; its health loop is started.
 
     `allowed_hosts`: private or loopback hosts its card fetches may reach (third-party
-    agents), given to an existing registry too, so a redeploy's list takes effect.
+    agents). The settings are given to an existing registry too, so that a redeploy's
+    take effect.
     """
     allowed = list(allowed_hosts)
     handle = RegistryActorRemote.options(
         **runtime_actor(REGISTRY_NAME, namespace, max_concurrency=1000)
     ).remote(namespace, health_interval_s, probe_timeout_s, allowed)
-    ray.get(handle.start.remote(allowed))
+    ray.get(handle.start.remote(allowed, health_interval_s, probe_timeout_s))
     return RegistryHandle(handle)
 
 

@@ -74,17 +74,16 @@ class Ingress:
             rt.agent.llm, offline=rt.llm_offline, allowed_hosts=rt.agent.tools.allowed_hosts
         )
         self.identity = ChatIdentity.from_options(rt.auth_tokens, rt.session_secret, rt.data_dir)
-        self.planner = ensure_planner(
-            rt.namespace,
-            PlannerOptions(
-                data_dir=rt.data_dir,
-                llm=rt.agent.llm,
-                subtask_timeout_s=rt.subtask_timeout_s,
-                max_attempts=rt.max_attempts,
-                # third-party agents are called where their cards were fetched from
-                allowed_hosts=rt.agent.tools.allowed_hosts,
-            ),
+        planner_options = PlannerOptions(
+            data_dir=rt.data_dir,
+            llm=rt.agent.llm,
+            subtask_timeout_s=rt.subtask_timeout_s,
+            max_attempts=rt.max_attempts,
+            # third-party agents are called where their cards were fetched from
+            allowed_hosts=rt.agent.tools.allowed_hosts,
         )
+        # its process runs a2a-sdk's client (third-party agents): the agents' environment
+        self.planner = ensure_planner(rt.namespace, planner_options, rt.agent.process_env())
         # The runtime itself, as an A2A agent: hands tasks to the planner.
         orchestrator = AgentSpec(
             name=ORCHESTRATOR,
@@ -97,6 +96,8 @@ class Ingress:
         await register_agent(self.registry, orchestrator, handles)
         self.endpoints[ORCHESTRATOR] = local_endpoint(orchestrator, handles)
         self.cards[ORCHESTRATOR] = unpack(await handles[0].get_card.remote())
+        # The planner outlives deploys: one that was running takes this deploy's options.
+        await self.planner.reconfigure(planner_options)
         self.replica = current_replica()  # named on every response (X-Actorchestra-Replica)
         self.started_at = time.time()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from actorchestra.actors.history.forwarding import ForwardingHistoryStore, Histo
 from actorchestra.actors.planner.service import Planner, PlannerOptions, history_path
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
-from actorchestra.actors.spec import actor_name
+from actorchestra.actors.spec import AgentRuntimeOptions, actor_name
 from actorchestra.protocol.endpoint import AgentEndpoint
 from actorchestra.protocol.errors import ActorchestraError, AgentUnavailableError
 
@@ -140,6 +140,10 @@ class PlannerHandle:
                 f"the planner is not running ({e!r}); retry shortly"
             ) from None
 
+    async def reconfigure(self, options: PlannerOptions) -> None:
+        """Hand the planner a deploy's options (see `Planner.reconfigure`); idempotent."""
+        await self._call(self._h.reconfigure.remote(options))
+
     async def submit(self, body: dict[str, Any]) -> str:
         return await self._call(self._h.submit.remote(body))
 
@@ -175,13 +179,23 @@ def _cause(err: RayTaskError) -> BaseException:
     return AgentUnavailableError(f"the planner failed: {cause!r}")
 
 
-def ensure_planner(namespace: str, options: PlannerOptions) -> PlannerHandle:
+def ensure_planner(
+    namespace: str, options: PlannerOptions, env: Mapping[str, str] | None = None
+) -> PlannerHandle:
+    """The planner actor, created with `options` on first use.
+
+    An existing planner (it outlives deploys) keeps the options it has: a deploy hands
+    it its own with `PlannerHandle.reconfigure`. `env` is its process's environment, as
+    the agents get it (`AgentRuntimeOptions.process_env`; default: a2a-sdk tracing off);
+    it is set when the process starts, so a planner that exists keeps its own.
+    """
+    env = AgentRuntimeOptions().process_env() if env is None else env
     handle = PlannerActorRemote.options(
         **runtime_actor(
             PLANNER_NAME,
             namespace,
             max_concurrency=10_000,
-            runtime_env={"env_vars": {"OTEL_INSTRUMENTATION_A2A_SDK_ENABLED": "false"}},
+            runtime_env={"env_vars": dict(env)},
         )
     ).remote(options, namespace)
     return PlannerHandle(handle)

@@ -47,6 +47,7 @@ from actorchestra.actors.planner.run import AgentInfo, Pool, RunOptions, TaskRun
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
 from actorchestra.protocol.errors import ActorchestraError, InvalidInputError, TaskNotFound
+from actorchestra.protocol.netguard import NetGuard
 from actorchestra.protocol.remote import card_client, card_guard
 from actorchestra.protocol.remote_endpoint import RemoteAgentEndpoint
 
@@ -99,6 +100,7 @@ class Planner:
         self._registry = registry
         self._endpoints = endpoints
         self._remote_http = remote_http
+        self._remote_guard: NetGuard | None = None  # the guard of a client made here
         if store is None:
             Path(options.data_dir).mkdir(parents=True, exist_ok=True)
             store = DuckDBHistoryStore(HistoryConfig(path=str(history_path(options.data_dir))))
@@ -117,11 +119,37 @@ class Planner:
         if self._started:
             return
         await self.store.start()
-        if self.options.llm is not None:
-            from actorchestra.actors.llm.client import LLMClient
-
-            self._llm = LLMClient(self.options.llm)
+        self._llm = _llm_client(self.options.llm)
         self._started = True
+
+    async def reconfigure(self, options: PlannerOptions) -> None:
+        """Take a deploy's options: the planner actor outlives deploys (idempotent).
+
+        Tasks from now on take the new subtask timeout and attempts (running ones keep
+        theirs), the planning model and the pool refresh follow, and so do the calls to
+        third-party agents: the next request is checked against the new allow-list and
+        waits the new timeout (on the client the planner made; an injected `remote_http`
+        stays as given). The history stays in the data dir the planner started with
+        (its store, the `history` actor, outlives a deploy too).
+        """
+        if options.data_dir != self.options.data_dir:
+            logger.warning(
+                "the planner keeps its history in %s; data_dir %s takes effect when the "
+                "runtime is started anew",
+                self.options.data_dir,
+                options.data_dir,
+            )
+            options = options.model_copy(update={"data_dir": self.options.data_dir})
+        if options == self.options:
+            return
+        previous, self.options = self.options, options
+        if self._remote_guard is not None and self._remote_http is not None:
+            # in place: the endpoints in the pool hold this client
+            self._remote_guard.set_allowed(options.allowed_hosts)
+            self._remote_http.timeout = _remote_timeout(options)
+        if self._started and options.llm != previous.llm:
+            # A task planning now keeps the client it has; openai closes it once unused.
+            self._llm = _llm_client(options.llm)
 
     # -- the agents ---------------------------------------------------------------
 
@@ -169,8 +197,8 @@ class Planner:
     def _remote_endpoint(self, row: dict[str, Any]) -> RemoteAgentEndpoint:
         """A third-party agent, reached over HTTP through the guarded client."""
         if self._remote_http is None:
-            timeout = httpx.Timeout(self.options.subtask_timeout_s, connect=_REMOTE_CONNECT_S)
-            self._remote_http = card_client(card_guard(self.options.allowed_hosts), timeout)
+            self._remote_guard = card_guard(self.options.allowed_hosts)
+            self._remote_http = card_client(self._remote_guard, _remote_timeout(self.options))
         return RemoteAgentEndpoint(row["name"], _remote_url(row), self._remote_http)
 
     def _skill_tables(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -541,6 +569,20 @@ class _Active:
         self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
         self.usage.cost_usd += float(usage.get("cost_usd") or usage.get("cost") or 0.0)
+
+
+def _llm_client(config: LLMConfig | None) -> Any:
+    """The planning and synthesis model's client; None without a model."""
+    if config is None:
+        return None
+    from actorchestra.actors.llm.client import LLMClient
+
+    return LLMClient(config)
+
+
+def _remote_timeout(options: PlannerOptions) -> httpx.Timeout:
+    """A third-party agent's connect time, and the subtask's time for its answer."""
+    return httpx.Timeout(options.subtask_timeout_s, connect=_REMOTE_CONNECT_S)
 
 
 def _dt(ts: float | None) -> datetime | None:

@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 
 from actorchestra.actors.examples import EchoAgent
 from actorchestra.actors.executor import BATCH_KEY, SkillExecutor
-from actorchestra.actors.planner.service import Planner
+from actorchestra.actors.planner.service import Planner, PlannerOptions
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.cards import build_agent_card
 from actorchestra.protocol.context import CallInfo
@@ -241,3 +241,27 @@ async def test_the_remote_endpoint_carries_the_other_a2a_operations(
     assert got.id == sent.id and got.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
     listed = await endpoint.list_tasks(a2a_pb2.ListTasksRequest(), call)
     assert sent.id in [t.id for t in listed.tasks]
+
+
+async def test_reconfigure_gives_a_running_planner_a_deploys_allow_list_and_limits(
+    tmp_path: Path, third_party: ThirdParty
+) -> None:
+    """The planner actor outlives deploys: a redeploy's options reach the guarded client it
+    made for third parties (loopback refused, then allowed) and the tasks after it."""
+    down = third_party.row("gone") | {"card_url": closed_port_url()}
+    planner = make_planner(tmp_path, {}, remote_rows=[third_party.row(), down])
+    refused = await run(planner, one_step({"agent": "faraway"}, max_attempts=1))
+    assert refused["state"] == "failed" and "ACTORCHESTRA_ALLOWED_HOSTS" in refused["error"]
+
+    allowed = [*third_party.allowed, down["card_url"].removeprefix("http://")]
+    options = PlannerOptions(data_dir=str(tmp_path), allowed_hosts=allowed, max_attempts=2)
+    await planner.reconfigure(options)
+    await planner.reconfigure(options)  # each ingress replica hands it the same
+
+    done = await run(planner, one_step({"agent": "faraway"}))
+    assert done["state"] == "completed", done
+    assert done["result"] == "x" and len(third_party.executor.requests) == 1
+    failed = await run(planner, one_step({"agent": "gone"}))
+    assert failed["subtasks"][0]["attempts"] == 2  # the deploy's max_attempts, not 3
+    # the tasks from before are still there
+    assert (await planner.get(refused["task_id"]))["state"] == "failed"

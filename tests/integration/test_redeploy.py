@@ -1,0 +1,173 @@
+"""Deploying again reaches the runtime's long-lived actors, and the planner's process runs
+with the agents' environment.
+
+The registry and the planner are detached actors that outlive a deploy; a redeploy (`up`
+again, `serve deploy` with a changed file) must hand them its settings without restarting
+them. Like `test_auth`, this module deploys a small runtime of its own (the `lab` agent)
+into the session's Serve under a route prefix, with its own namespace and data dir, then
+deploys it again with another config, as Serve does for a changed file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from actorchestra.client import Client
+from tests.integration.conftest import Runtime, async_wait_for, free_port, wait_for
+from tests.integration.third_party import forecast_agent
+
+pytestmark = pytest.mark.integration
+
+APP = "actorchestra-redeploy"
+PREFIX = "/redeploy"
+NAMESPACE = "actorchestra-test-redeploy"
+OTEL = "OTEL_INSTRUMENTATION_A2A_SDK_ENABLED"
+
+
+@dataclass
+class Deployed:
+    base: str
+    runtime: Runtime
+    data_dir: Path
+
+    def deploy(self, allowed_hosts: list[str], probe_timeout_s: float) -> None:
+        """Deploy (or deploy again) with these settings; returns once it serves them."""
+        from ray import serve
+
+        from actorchestra.serve_apps.builder import build_runtime
+
+        app = build_runtime(
+            {
+                "agents": [{"name": "lab", "cls": "tests.agents:LabAgent"}],
+                "runtime": {
+                    "namespace": NAMESPACE,
+                    "public_url": self.base,
+                    "health_interval_s": 0.25,
+                    "probe_timeout_s": probe_timeout_s,
+                    "llm_offline": True,
+                    "data_dir": str(self.data_dir),
+                    "agent": {
+                        "a2a_tracing": True,
+                        "llm": {"base_url": self.runtime.model_server.base_url},
+                        "tools": {"allowed_hosts": allowed_hosts},
+                    },
+                },
+            }
+        )
+        serve.run(app, name=APP, route_prefix=PREFIX)
+        wait_for(lambda: _healthy(self.base), timeout=60, what="the redeploy runtime healthy")
+
+
+@pytest.fixture(scope="module")
+def deployed(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """The runtime as first deployed: loopback not allowed, probes waiting 2 s."""
+    from ray import serve
+
+    from actorchestra.actors.runtime import kill_namespace
+
+    deployed = Deployed(runtime.base_url + PREFIX, runtime, tmp_path_factory.mktemp("redeploy"))
+    try:
+        deployed.deploy(allowed_hosts=[], probe_timeout_s=2.0)
+        yield deployed
+    finally:
+        serve.delete(APP)
+        kill_namespace(NAMESPACE)
+
+
+@pytest.fixture(scope="module")
+def forecast_card() -> Iterator[str]:
+    """A third party's agent on a loopback port of its own; its card URL."""
+    with forecast_agent(free_port()) as card_url:
+        yield card_url
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=2).json().get("status") == "healthy"
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _actor_pid(name: str) -> int:
+    """The process of one of the namespace's actors, once it runs.
+
+    Read from Ray's actor table (a private API: nothing public names an actor's process).
+    """
+    import ray
+    from ray._private import state
+
+    actor_id = ray.get_actor(name, namespace=NAMESPACE)._actor_id.hex()
+    wait_for(lambda: state.actors(actor_id)["State"] == "ALIVE", 30, f"{name} running")
+    return int(state.actors(actor_id)["Pid"])
+
+
+def _environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def _step(agent: str, skill: str, text: str) -> dict[str, Any]:
+    return {"kind": "sequential", "steps": [{"agent": agent, "skill": skill, "input": text}]}
+
+
+async def test_the_planner_runs_with_the_agents_environment(
+    deployed: Deployed, http: httpx.AsyncClient
+) -> None:
+    """`runtime.agent.a2a_tracing` reaches the planner's process (it runs a2a-sdk's client
+    for third-party agents) as it does every agent's."""
+    lab = (await http.get(f"{deployed.base}/v1/agents/lab")).json()
+    assert _environment(lab["replicas"][0]["pid"])[OTEL] == "true"
+    assert _environment(_actor_pid("planner"))[OTEL] == "true"
+
+
+async def test_a_redeploy_hands_the_running_planner_and_registry_its_settings(
+    deployed: Deployed, forecast_card: str, http: httpx.AsyncClient
+) -> None:
+    base = deployed.base
+    third_party = forecast_card.removeprefix("http://").split("/")[0]  # 127.0.0.1:<port>
+    refused = await http.post(f"{base}/v1/agents", json={"card_url": forecast_card})
+    assert refused.status_code == 403, refused.text  # loopback is not allowed yet
+    planner = _actor_pid("planner")
+    async with Client(base) as client:
+        across = await client.submit(
+            "nap", workflow=_step("lab", "sleep", "sleep 2"), synthesize=False
+        )
+
+        await asyncio.to_thread(deployed.deploy, allowed_hosts=[third_party], probe_timeout_s=0.8)
+
+        # The same planner, its task carried through.
+        assert _actor_pid("planner") == planner
+        assert (await client.wait(across, timeout_s=30))["state"] == "completed"
+        # The registry fetches the card from the newly allowed address, and the planner
+        # calls the agent there.
+        r = await http.post(f"{base}/v1/agents", json={"card_url": forecast_card})
+        assert r.status_code == 201, r.text
+        task = await client.run(
+            "weather",
+            workflow=_step("forecast", "weather", "Oslo tomorrow?"),
+            synthesize=False,
+            timeout_s=60,
+        )
+        assert task["state"] == "completed", task["error"]
+        assert task["result"] == "sunny"
+
+        # The registry's probes wait the new probe timeout for a hung agent.
+        hang = await client.submit(
+            "hang", workflow=_step("lab", "block", "block 2.5"), synthesize=False
+        )
+        row: dict[str, Any] = {}
+
+        async def lab_unhealthy() -> bool:
+            row.update((await http.get(f"{base}/v1/agents/lab")).json())
+            return row["health"] == "unhealthy"
+
+        await async_wait_for(lab_unhealthy, 10, "the hung lab agent reported unhealthy")
+        assert row["replicas"][0]["last_error"] == "no answer within 0.8s"
+        assert (await client.wait(hang, timeout_s=30))["state"] == "completed"
