@@ -56,6 +56,13 @@ class RayRegistryService(RegistryService):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         freeze_startup_objects()
+        context = ray.get_runtime_context()
+        if context.was_current_actor_reconstructed:
+            # Ray restarted this process. A deploy's ingress calls `start`; after a crash
+            # nobody would, so the registry rediscovers its agents and resumes its health
+            # loop itself (the call runs once this constructor returns).
+            logger.warning("the registry was restarted: rediscovering agents")
+            context.current_actor.start.remote()
 
 
 AgentActorRemote = ray.remote(RayAgentActor)

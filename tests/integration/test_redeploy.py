@@ -11,6 +11,7 @@ deploys it again with another config, as Serve does for a changed file.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,3 +172,27 @@ async def test_a_redeploy_hands_the_running_planner_and_registry_its_settings(
         await async_wait_for(lab_unhealthy, 10, "the hung lab agent reported unhealthy")
         assert row["replicas"][0]["last_error"] == "no answer within 0.8s"
         assert (await client.wait(hang, timeout_s=30))["state"] == "completed"
+
+
+async def test_a_restarted_registry_finds_its_agents_and_probes_them_again(
+    deployed: Deployed, http: httpx.AsyncClient
+) -> None:
+    """Ray restarts a registry whose process dies; no deploy calls it then, so it must
+    rediscover the agents and resume its health loop by itself."""
+    import ray
+
+    registry = ray.get_actor("registry", namespace=NAMESPACE)
+    before, killed_at = _actor_pid("registry"), time.time()
+    ray.kill(registry, no_restart=False)
+    await asyncio.to_thread(
+        wait_for, lambda: _actor_pid("registry") != before, 60, "the registry restarted"
+    )
+    row: dict[str, Any] = {}
+
+    async def lab_probed() -> bool:
+        r = await http.get(f"{deployed.base}/v1/agents/lab")
+        row.update(r.json() if r.status_code == 200 else {"health": None})
+        probed = r.status_code == 200 and (row["replicas"][0].get("last_ok") or 0) > killed_at
+        return probed and row["health"] == "healthy"
+
+    await async_wait_for(lab_probed, 30, "the lab agent listed and probed after the restart")
