@@ -20,6 +20,7 @@ Events are plain JSON-ready dicts, made once and sent as they are: `task_id`, `s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -30,10 +31,11 @@ from actorchestra.actors.planner.models import EventKind
 
 logger = logging.getLogger(__name__)
 
-_QUEUE_BOUND = 10_000  # a reader this far behind is cut off (it can reconnect and replay)
+_QUEUE_BOUND = 10_000  # a reader this far behind reads on from the log instead
 PAGE = 1000  # events per replayed batch
 
 Event = dict[str, Any]  # {"task_id", "seq", "kind", "data", "ts"}
+_BEHIND: list[Event] = []  # a reader's inbox filled up: it reads on from the log
 
 
 class _Reader:
@@ -126,8 +128,29 @@ class EventLog:
         """Every event after `after_seq`, then live ones until the final event, in batches.
 
         A batch is a replay page, or whatever live events are queued at once: a reader
-        far behind a fast task catches up in a few hops instead of one per event.
+        far behind a fast task catches up in a few hops instead of one per event. A
+        reader whose inbox fills up (it took nothing while `_QUEUE_BOUND` events came)
+        lets it go and reads on from the log: memory stays bounded, the stream goes on.
         """
+        last = after_seq
+        while True:
+            behind = False
+            # closed with this generator: the reader leaves at once, not at collection
+            async with contextlib.aclosing(self._read_from(task_id, last, finished)) as batches:
+                async for batch in batches:
+                    if batch is _BEHIND:
+                        behind = True
+                        break
+                    last = batch[-1]["seq"]
+                    yield batch
+            if not behind:
+                return
+            logger.info("an event reader of task %s fell behind; it reads on from the log", task_id)
+
+    async def _read_from(
+        self, task_id: str, after_seq: int, finished: bool
+    ) -> AsyncIterator[list[Event]]:
+        """`read`, up to the final event or until the reader's inbox fills (`_BEHIND`)."""
         reader = _Reader()
         self._readers.setdefault(task_id, set()).add(reader)
         try:
@@ -159,7 +182,7 @@ class EventLog:
                     last = fresh[-1]["seq"]
                     yield fresh
                 if cut_off:
-                    logger.warning("an event reader of task %s fell behind; cut off", task_id)
+                    yield _BEHIND
                     return
                 if closed or (fresh and fresh[-1]["kind"] == EventKind.FINAL.value):
                     return
