@@ -366,15 +366,12 @@ class Deployment:
             self.client = HttpClient(base)
         else:
             self.client = HandleClient(planner)
-        # Warm-up: at least one message to every replica (an agent without a limit takes
-        # up to SPREAD_BATCH items a message), so that no measured run pays a replica's
-        # first message.
-        from actorchestra.actors.planner.run import SPREAD_BATCH
-
-        per_replica = 1 if self.concurrency else SPREAD_BATCH
-        warm = await self.client.run(
-            task_body(Workload("warm-up", fan_out(self.args.m * per_replica, 0), None, 0, 0))
-        )
+        # Warm-up: at least one message to every replica, so that no measured run pays
+        # a replica's first message. One single-step task per replica, all at once: each
+        # message goes to the least busy replica, and every one is busy for a moment.
+        warm_body = task_body(Workload("warm-up", fan_out(1, 0.2), None, 0, 0))
+        warms = await asyncio.gather(*(self.client.run(warm_body) for _ in range(self.args.m)))
+        warm = next((w for w in warms if w.state != "completed"), warms[0])
         if warm.state != "completed":
             raise SystemExit(f"warm-up task ended {warm.state}: {warm.error}")
         return self

@@ -96,6 +96,10 @@ class RayPlanner(Planner):
         except (ActorDiedError, ActorUnavailableError) as e:
             raise HistoryError(f"the history store is restarting: {e}") from None
 
+    async def _cpus(self) -> int:
+        cpus = await asyncio.to_thread(lambda: ray.cluster_resources().get("CPU", 0))
+        return int(cpus) or await super()._cpus()
+
     async def _registry_rows(self) -> list[dict[str, Any]]:
         if self._registry_handle is None:
             handle = await asyncio.to_thread(ray.get_actor, REGISTRY_NAME, self._namespace)

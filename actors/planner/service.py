@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -164,6 +165,7 @@ class Planner:
             if not force and time.monotonic() - self._pool_at < self.options.registry_refresh_s:
                 return
             rows = await self._registry()
+            self.pool.cpus = await self._cpus()
             listed = {row["name"] for row in rows}
             for name, info in list(self.pool.agents.items()):
                 # An unregistered third party gets no new subtask. Local agents stay: a
@@ -193,6 +195,10 @@ class Planner:
                 info.concurrency = row.get("concurrency") or None
                 info.healthy = row.get("health") in ("healthy", "degraded", "unknown")
             self._pool_at = time.monotonic()
+
+    async def _cpus(self) -> int:
+        """CPUs to run the agents' work on: this machine's (the Ray planner: the cluster's)."""
+        return os.cpu_count() or 1
 
     def _remote_endpoint(self, row: dict[str, Any]) -> RemoteAgentEndpoint:
         """A third-party agent, reached over HTTP through the guarded client."""

@@ -10,7 +10,7 @@ import pytest
 
 from actorchestra.actors.agent import Agent, SkillContext, skill
 from actorchestra.actors.llm.config import LLMConfig
-from actorchestra.actors.planner.run import MAX_BATCH, SPREAD_BATCH, AgentInfo
+from actorchestra.actors.planner.run import MAX_BATCH, AgentInfo
 from actorchestra.actors.planner.service import Planner, TaskNotFound
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.errors import InvalidInputError
@@ -262,8 +262,9 @@ async def test_a_fan_out_reaches_every_replica_of_the_agent(tmp_path: Path) -> N
     await planner.start()
     await planner.refresh_pool(force=True)
     assert planner.pool.agents["text"].replicas == 2  # learned from the registry rows
-    # No concurrency limit: SPREAD_BATCH items per replica before the next one is used.
-    n = 2 * SPREAD_BATCH
+    # No concurrency limit: one message per CPU, at most one per replica.
+    planner.pool.cpus = 2
+    n = 128
     steps = [{"id": f"u{i}", "skill": "uppercase", "input": f"uppercase: {i}"} for i in range(n)]
     task, _ = await run(
         planner,
@@ -281,11 +282,14 @@ def test_batches_spread_over_replicas_by_the_agents_concurrency() -> None:
         return AgentInfo("a", {"s"}, 1, None, replicas, concurrency=concurrency)  # type: ignore[arg-type]
 
     # One at a time: every replica gets a share (never more messages than items).
-    assert agent(1, 50).messages_for(1000) == 50
-    assert agent(1, 50).messages_for(7) == 7
-    # No limit: a layer of 25 travels as one message; 1,000 items as 16 of at most 64.
-    assert agent(None, 50).messages_for(25) == 1
-    assert agent(None, 50).messages_for(1000) == 16
-    # Never over MAX_BATCH items a message, even with one replica.
-    assert agent(None, 1).messages_for(1000) == -(-1000 // MAX_BATCH)
-    assert agent(2, 1).messages_for(1000) == -(-1000 // MAX_BATCH)
+    assert agent(1, 50).messages_for(1000, cpus=2) == 50
+    assert agent(1, 50).messages_for(7, cpus=2) == 7
+    # No limit: one message per CPU to run them, at most one per replica.
+    assert agent(None, 50).messages_for(25, cpus=2) == 2
+    assert agent(None, 50).messages_for(25, cpus=64) == 25
+    assert agent(None, 50).messages_for(1000, cpus=64) == 50
+    assert agent(None, 4).messages_for(100, cpus=64) == 4
+    # Never over MAX_BATCH items a message, even with one replica or few CPUs.
+    assert agent(None, 50).messages_for(1000, cpus=2) == -(-1000 // MAX_BATCH)
+    assert agent(None, 1).messages_for(1000, cpus=2) == -(-1000 // MAX_BATCH)
+    assert agent(2, 1).messages_for(1000, cpus=2) == -(-1000 // MAX_BATCH)
