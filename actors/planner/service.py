@@ -45,6 +45,7 @@ from actorchestra.actors.planner.models import (
 )
 from actorchestra.actors.planner.planning import llm_plan, route, synthesize
 from actorchestra.actors.planner.run import AgentInfo, Pool, RunOptions, TaskRun
+from actorchestra.actors.trusted import trusted
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
 from actorchestra.protocol.errors import ActorchestraError, InvalidInputError, TaskNotFound
@@ -402,7 +403,8 @@ class Planner:
         finished_at = datetime.fromtimestamp(now, UTC)
         await self.store.upsert_subtasks(
             [
-                SubtaskRecord.model_construct(  # built from checked views: no revalidation
+                trusted(  # built from checked views: no revalidation
+                    SubtaskRecord,
                     task_id=active.task_id,
                     subtask_id=s.id,
                     state=s.state.value,
