@@ -309,8 +309,15 @@ class LLMClient:
         timeout = timeout_s or self.config.timeout_s
 
         async def fetch() -> list[str]:
-            page = await self._client.models.list(timeout=timeout)
-            return [m.id for m in page.data]
+            try:
+                page = await self._client.models.list(timeout=timeout)
+                return [m.id for m in page.data]
+            except (AttributeError, TypeError) as e:  # a body that is no model list
+                raise LLMResponseError(
+                    f"{self.config.base_url} answered GET /models with something other than "
+                    "a model list: is it an OpenAI-compatible endpoint (its base URL usually "
+                    "ends in /v1)?"
+                ) from e
 
         models, _ = await call_with_retries(
             fetch, self.config, model=self.config.model, timeout_s=timeout
