@@ -306,6 +306,7 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
         _wait_healthy(here, settings.up_timeout_s)
     import ray
 
+    _remember_ingress(settings, deployed[0][0])
     ray.shutdown()  # the runtime lives on in the cluster; this process only deployed it
     for base, public_url, names in deployed:
         print(f"\nactorchestra is up: {base}")
@@ -328,6 +329,31 @@ def cmd_up(settings: Settings, config_path: Path) -> int:
         f"  Ray dashboard http://127.0.0.1:{settings.dashboard_port}  (token: `ray get-auth-token`)"
     )
     return 0
+
+
+def _remember_ingress(settings: Settings, url: str) -> None:
+    """Record where the runtime is served (under its route prefix) for the other commands."""
+    import ray
+
+    path = _state_file(settings)
+    state = _read_state(path) or local_ray.RuntimeState(
+        ray_address=ray.get_runtime_context().gcs_address
+    )
+    state.ingress_url = url
+    local_ray.write_state(path, state)
+
+
+def caller_url(settings: Settings) -> str:
+    """The runtime `status`, `agents` and `run` call: ACTORCHESTRA_PUBLIC_URL when set,
+    else where `up` last served it (under its route prefix) unless another address is
+    asked for, else the configured address."""
+    if "public_url" not in settings.model_fields_set:
+        state = _current_state(_state_file(settings))
+        recorded = (state.ingress_url or "") if state is not None else ""
+        asked = settings.model_fields_set & {"host", "port"}
+        if recorded and (not asked or recorded.startswith(settings.ingress_url + "/")):
+            return recorded.rstrip("/")
+    return settings.ingress_url
 
 
 def _llm_endpoint(runtime: dict[str, Any], settings: Settings) -> str:
@@ -445,7 +471,7 @@ def api_token(args: argparse.Namespace) -> SecretStr | None:
 
 
 def _get(settings: Settings, path: str, token: SecretStr | None) -> httpx.Response:
-    url = settings.ingress_url
+    url = caller_url(settings)
     try:
         r = httpx.get(f"{url}{path}", headers=bearer_headers(token), timeout=10)
     except httpx.HTTPError as e:
@@ -461,7 +487,7 @@ def _get(settings: Settings, path: str, token: SecretStr | None) -> httpx.Respon
 def cmd_status(settings: Settings, token: SecretStr | None = None) -> int:
     r = _get(settings, "/health", token)
     body = r.json()
-    print(f"runtime  {settings.ingress_url}  {body.get('status')}")
+    print(f"runtime  {caller_url(settings)}  {body.get('status')}")
     print(f"active tasks  {body.get('active_tasks', '?')}")
     llm = body.get("llm")
     if llm:
@@ -556,9 +582,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         # --token as given: the client reads ACTORCHESTRA_TOKEN without one, sends none
         # for a blank one (as api_token does for the other commands)
-        return asyncio.run(run_task(settings.ingress_url, args.input, body, token=args.token))
+        url = caller_url(settings)
+        return asyncio.run(run_task(url, args.input, body, token=args.token))
     except httpx.HTTPError as e:
-        raise SystemExit(f"the runtime is not reachable at {settings.ingress_url}: {e}") from None
+        raise SystemExit(f"the runtime is not reachable at {caller_url(settings)}: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,11 @@ class RuntimeState(BaseModel):
     node: dict[str, ProcessRef] = Field(
         default_factory=dict, description="gcs_server and raylet of the node `up` started"
     )
+    ingress_url: str | None = Field(
+        default=None,
+        description="where `up` last served the runtime, its route prefix included: "
+        "`status`, `agents` and `run` call it unless told another address",
+    )
 
 
 def read_state(path: Path) -> RuntimeState | None:

@@ -102,8 +102,16 @@ def test_up_prints_urls_that_open_and_down_stops_the_ray_up_started(
         # the card the printed URL opens names the agent under the same prefix
         assert {i["url"] for i in card["supportedInterfaces"]} == {f"{base}/a2a/echo"}
 
+        # the other commands find the runtime under its prefix, with no address given
+        status = _cli(["status"], env, tmp_path)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"runtime  {base}  healthy" in status.stdout
+        agents = _cli(["agents"], env, tmp_path)
+        assert re.search(r"^echo +local +healthy", agents.stdout, re.MULTILINE), agents.stdout
+
         state = local_ray.read_state(state_dir / "runtime.json")
         assert state is not None and state.started_by_cli and state.leader is not None
+        assert state.ingress_url == base
         assert state.leader.is_running(), "the cluster outlives the `up` that started it"
         assert state.pgid == state.leader.pid
         assert sorted(state.node) == ["gcs_server", "raylet"]

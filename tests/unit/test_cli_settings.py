@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from actorchestra import cli
+from actorchestra import cli, local_ray
 from actorchestra.actors.examples import EchoAgent
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, actor_name
 from actorchestra.protocol.errors import ConfigError
@@ -54,6 +54,24 @@ def test_ingress_url_from_host_and_port_or_public_url(monkeypatch: pytest.Monkey
     assert Settings().ingress_url == "http://0.0.0.0:9100"
     monkeypatch.setenv("ACTORCHESTRA_PUBLIC_URL", "https://agents.example.com/")
     assert Settings().ingress_url == "https://agents.example.com"
+
+
+def test_commands_call_the_runtime_where_up_served_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ACTORCHESTRA_STATE_DIR", str(tmp_path))
+    assert cli.caller_url(Settings()) == "http://127.0.0.1:8000"  # nothing recorded
+    state = local_ray.RuntimeState(ray_address="127.0.0.1:6379")
+    state.ingress_url = "http://127.0.0.1:9100/rt"
+    local_ray.write_state(tmp_path / "runtime.json", state)
+    assert cli.caller_url(Settings()) == "http://127.0.0.1:9100/rt"
+    # the same address asked for: still under the prefix; another one: that one
+    monkeypatch.setenv("ACTORCHESTRA_PORT", "9100")
+    assert cli.caller_url(Settings()) == "http://127.0.0.1:9100/rt"
+    monkeypatch.setenv("ACTORCHESTRA_PORT", "9200")
+    assert cli.caller_url(Settings()) == "http://127.0.0.1:9200"
+    monkeypatch.setenv("ACTORCHESTRA_PUBLIC_URL", "https://agents.example.com/x")
+    assert cli.caller_url(Settings()) == "https://agents.example.com/x"
 
 
 def test_settings_read_a_dotenv_file(tmp_path: Path) -> None:
