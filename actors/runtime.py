@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,7 +58,10 @@ class RayRegistryService(RegistryService):
         super().__init__(*args, **kwargs)
         freeze_startup_objects()
         context = ray.get_runtime_context()
-        if context.was_current_actor_reconstructed:
+        with warnings.catch_warnings():  # Ray's own property reads a deprecated one
+            warnings.simplefilter("ignore", DeprecationWarning)
+            restarted = context.was_current_actor_reconstructed
+        if restarted:
             # Ray restarted this process. A deploy's ingress calls `start`; after a crash
             # nobody would, so the registry rediscovers its agents and resumes its health
             # loop itself (the call runs once this constructor returns).
