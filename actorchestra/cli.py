@@ -470,8 +470,7 @@ def api_token(args: argparse.Namespace) -> SecretStr | None:
     return ClientSettings().token
 
 
-def _get(settings: Settings, path: str, token: SecretStr | None) -> httpx.Response:
-    url = caller_url(settings)
+def _get(url: str, path: str, token: SecretStr | None) -> httpx.Response:
     try:
         r = httpx.get(f"{url}{path}", headers=bearer_headers(token), timeout=10)
     except httpx.HTTPError as e:
@@ -485,9 +484,10 @@ def _get(settings: Settings, path: str, token: SecretStr | None) -> httpx.Respon
 
 
 def cmd_status(settings: Settings, token: SecretStr | None = None) -> int:
-    r = _get(settings, "/health", token)
+    url = caller_url(settings)
+    r = _get(url, "/health", token)
     body = r.json()
-    print(f"runtime  {caller_url(settings)}  {body.get('status')}")
+    print(f"runtime  {url}  {body.get('status')}")
     print(f"active tasks  {body.get('active_tasks', '?')}")
     llm = body.get("llm")
     if llm:
@@ -500,7 +500,7 @@ def cmd_status(settings: Settings, token: SecretStr | None = None) -> int:
 
 
 def cmd_agents(settings: Settings, as_json: bool, token: SecretStr | None = None) -> int:
-    r = _get(settings, "/v1/agents", token)
+    r = _get(caller_url(settings), "/v1/agents", token)
     agents = r.json().get("agents", [])
     if as_json:
         print(json.dumps(agents, indent=2))
@@ -579,13 +579,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         body["session_id"] = args.session
     if args.no_synthesis:
         body["synthesize"] = False
+    url = caller_url(settings)
     try:
         # --token as given: the client reads ACTORCHESTRA_TOKEN without one, sends none
         # for a blank one (as api_token does for the other commands)
-        url = caller_url(settings)
         return asyncio.run(run_task(url, args.input, body, token=args.token))
     except httpx.HTTPError as e:
-        raise SystemExit(f"the runtime is not reachable at {caller_url(settings)}: {e}") from None
+        raise SystemExit(f"the runtime is not reachable at {url}: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

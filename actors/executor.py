@@ -255,14 +255,13 @@ class SkillExecutor(AgentExecutor):
                     async with self._slots, asyncio.timeout(timeout):
                         part = await run(fn, ctx)
                 meta.update(ctx.result_metadata)
-            except TimeoutError:
-                part, meta = None, {**meta, "ok": False, "error": f"timed out after {timeout}s"}
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task not in expired:
-                    raise  # the batch itself is cancelled (CancelTask)
-                assert task is not None
-                task.uncancel()
+            except (TimeoutError, asyncio.CancelledError) as e:
+                if isinstance(e, asyncio.CancelledError):
+                    task = asyncio.current_task()
+                    if task not in expired:
+                        raise  # the batch itself is cancelled (CancelTask)
+                    assert task is not None
+                    task.uncancel()  # its shared deadline passed
                 part, meta = None, {**meta, "ok": False, "error": f"timed out after {timeout}s"}
             except Exception as e:  # the item's failure, reported in its entry
                 part, meta = None, {**meta, "ok": False, "error": f"{type(e).__name__}: {e}"}

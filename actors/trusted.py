@@ -3,7 +3,7 @@
 `model_construct` skips validation but still walks every field in Python: 5 us for a
 six-field model here, more than pydantic-core takes to validate it. The planner builds
 three models per subtask (its plan, the views, the records), a thousand-subtask task
-three thousand in its event loop; `trusted` builds one in about 1 us.
+three thousand in its event loop; `trusted` builds one in 3.5 us instead of 5.8.
 """
 
 from __future__ import annotations
