@@ -142,18 +142,52 @@ def _last_per_key(records: Sequence[Any], key: Any) -> list[Any]:
     return list({key(r): r for r in records}.values())
 
 
+# At most this many rows go as one `INSERT ... VALUES` with parameters; more go as an
+# Arrow table (registering one costs ~1.5 ms here, a parameter row a few us).
+_VALUES_ROWS = 8
+
+
+def _insert_new(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: Sequence[Any], conflict: str
+) -> None:
+    """Insert rows that are new in the common case; update the existing ones otherwise.
+
+    Each task's row and its subtasks are written once by the planner that runs it, so a
+    plain insert nearly always succeeds, and costs less than half of `ON CONFLICT ... DO
+    UPDATE` (1.7 against 5 ms for one task row, 8 against 14 ms for 1,001 subtasks).
+    A statement that hits an existing key fails as a whole and changes nothing; it is
+    then done again as an upsert.
+    """
+    sets = ", ".join(f"{n} = excluded.{n}" for n in spec.names if n not in spec.keep)
+    tail = f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+    try:
+        _insert_rows(con, spec, rows)
+    except duckdb.ConstraintException:
+        _insert_rows(con, spec, rows, tail)
+
+
+def _insert_rows(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: Sequence[Any], tail: str = ""
+) -> None:
+    if len(rows) > _VALUES_ROWS:
+        _insert(con, spec, rows, tail)
+        return
+    one = "(" + ", ".join("?" * len(spec.columns)) + ")"
+    params = [c.out(getattr(r, c.name)) for r in rows for c in spec.columns]
+    con.execute(
+        f"INSERT INTO {spec.table} ({spec.select_list}) VALUES "
+        f"{', '.join([one] * len(rows))} {tail}",
+        params,
+    )
+
+
 def upsert_tasks(con: duckdb.DuckDBPyConnection, tasks: Sequence[TaskRecord]) -> None:
-    rows = _last_per_key(tasks, lambda t: t.task_id)
-    keep = {"task_id", "created_at"}
-    sets = ", ".join(f"{n} = excluded.{n}" for n in TASKS.names if n not in keep)
-    _insert(con, TASKS, rows, f"ON CONFLICT (task_id) DO UPDATE SET {sets}")  # one statement
+    _insert_new(con, TASKS, _last_per_key(tasks, lambda t: t.task_id), "task_id")
 
 
 def upsert_subtasks(con: duckdb.DuckDBPyConnection, subs: Sequence[SubtaskRecord]) -> None:
     rows = _last_per_key(subs, lambda s: (s.task_id, s.subtask_id))
-    keep = {"task_id", "subtask_id"}
-    sets = ", ".join(f"{n} = excluded.{n}" for n in SUBTASKS.names if n not in keep)
-    _insert(con, SUBTASKS, rows, f"ON CONFLICT (task_id, subtask_id) DO UPDATE SET {sets}")
+    _insert_new(con, SUBTASKS, rows, "task_id, subtask_id")
 
 
 def update_task(

@@ -198,6 +198,7 @@ class TableSpec:
     table: str
     record: type[BaseModel]
     columns: tuple[Column, ...]
+    keep: frozenset[str] = frozenset()  # columns an upsert leaves as they were
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -268,6 +269,7 @@ TASKS = TableSpec(
         _ts("updated_at"),
         _ts("finished_at"),
     ),
+    frozenset({"task_id", "created_at"}),
 )
 
 SUBTASKS = TableSpec(
@@ -288,6 +290,7 @@ SUBTASKS = TableSpec(
         _ts("started_at"),
         _ts("finished_at"),
     ),
+    frozenset({"task_id", "subtask_id"}),
 )
 
 EVENTS = TableSpec(

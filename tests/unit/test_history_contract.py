@@ -113,6 +113,35 @@ async def test_upsert_replaces_the_row_but_keeps_created_at(store: HistoryStore)
     assert got.created_at == task(1).created_at
 
 
+async def test_an_upsert_of_new_and_existing_rows_writes_all_of_them(
+    store: HistoryStore,
+) -> None:
+    """Batches large and small, some rows new and some already there: every row lands."""
+    await store.upsert_tasks([task(n) for n in range(12)])
+    await store.upsert_tasks([task(n, state="completed") for n in range(6, 30)])
+    await store.upsert_tasks([task(3, state="failed"), task(40)])
+    page = await store.list_tasks(limit=100)
+    states = {t.task_id: t.state for t in page.items}
+    assert len(states) == 31
+    assert states["task-0003"] == "failed" and states["task-0040"] == task(40).state
+    assert states["task-0005"] == task(5).state
+    assert all(states[f"task-{n:04d}"] == "completed" for n in range(6, 30))
+
+    def sub(n: int, state: str) -> SubtaskRecord:
+        return SubtaskRecord(task_id="task-0001", subtask_id=f"s{n}", state=state, position=n)
+
+    await store.upsert_subtasks([sub(n, "running") for n in range(20)])
+    await store.upsert_subtasks([sub(n, "completed") for n in range(10, 40)])
+    got = {s.subtask_id: s.state for s in await store.subtasks("task-0001")}
+    assert len(got) == 40
+    assert [got[f"s{n}"] for n in (0, 9, 10, 39)] == [
+        "running",
+        "running",
+        "completed",
+        "completed",
+    ]
+
+
 async def test_list_pages_through_250_tasks_without_duplicates_or_losses(
     store: HistoryStore,
 ) -> None:
