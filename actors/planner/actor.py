@@ -28,7 +28,7 @@ from actorchestra.protocol.errors import ActorchestraError, AgentUnavailableErro
 
 PLANNER_NAME = "planner"
 HISTORY_NAME = "history"
-RECORD_EVERY_S = 0.05  # events gather this long before one call records them
+RECORD_EVERY_S = 0.25  # events gather this long before one call records them
 
 
 def ensure_history(namespace: str, data_dir: str) -> Any:

@@ -246,22 +246,8 @@ class Planner:
         active = _Active(task_id, request, plan, now)
         self._runs[task_id] = active
         self.events.open(task_id)
-        # Queued on the store's one writer thread ahead of everything later about this
-        # task (its state changes, a list request), but not waited for: a DuckDB upsert
-        # costs 10-20 ms, which the task's start need not pay.
-        self._spawn(
-            self.store.upsert_tasks(
-                [
-                    TaskRecord(
-                        task_id=task_id,
-                        user_id=request.user_id or "",
-                        state=TaskState.PENDING.value,
-                        session_id=request.session_id,
-                        input=request.input,
-                    )
-                ]
-            )
-        )
+        # The task's row is written by its first state change (`_set_state`), a loop turn
+        # from now, with the plan when the request carried one: one write, not two.
         task = asyncio.get_running_loop().create_task(self._drive(active), name=f"task-{task_id}")
         active.driver = task
         self._background.add(task)
@@ -361,7 +347,13 @@ class Planner:
     def _set_state(
         self, active: _Active, state: TaskState, plan: dict[str, Any] | None = None
     ) -> None:
+        """Move the task on, and queue the write of its row (not waited for: a DuckDB
+        write costs milliseconds, which the task need not pay). Writes reach the store's
+        one writer thread in order, ahead of anything later about this task."""
         active.state, active.updated_at = state, time.time()
+        if not active.recorded:
+            self._spawn(self.store.upsert_tasks([self._record(active, plan=plan)]))
+            return
         self._spawn(
             self.store.update_task(
                 # The planner's own values (the plan is its model_dump): not revalidated,
@@ -375,6 +367,22 @@ class Planner:
             )
         )
 
+    def _record(self, active: _Active, **values: Any) -> TaskRecord:
+        """The task's first row: what the request said, its state now, and `values`."""
+        active.recorded = True
+        request = active.request
+        return trusted(  # the request was checked on submission; `values` are ours
+            TaskRecord,
+            task_id=active.task_id,
+            user_id=request.user_id or "",
+            state=active.state.value,
+            session_id=request.session_id,
+            input=request.input,
+            created_at=datetime.fromtimestamp(active.created_at, UTC),
+            updated_at=datetime.fromtimestamp(active.updated_at, UTC),
+            **values,
+        )
+
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)  # type: ignore[arg-type]
@@ -384,6 +392,9 @@ class Planner:
     async def _finish(
         self, active: _Active, state: TaskState, result: Any = None, error: str | None = None
     ) -> None:
+        if active.finished_at is not None:  # it is already ending: one final event only
+            await active.settled.wait()
+            return
         now = time.time()
         active.state, active.result, active.error = state, result, error
         active.updated_at = active.finished_at = now
@@ -400,7 +411,18 @@ class Planner:
         # Readers send the final event before the records are built (see EventLog.shipped).
         await self.events.shipped(active.task_id, _SHIP_FINAL_S)
         view = self._view(active)
-        finished_at = datetime.fromtimestamp(now, UTC)
+        try:
+            await self._record_end(active, view)
+            await self.events.drain()
+        finally:  # in memory as finished, however the records went
+            self._runs.pop(active.task_id, None)
+            self._finished[active.task_id] = view
+            while len(self._finished) > self.options.finished_in_memory:
+                self._finished.popitem(last=False)
+            active.settled.set()
+
+    async def _record_end(self, active: _Active, view: TaskView) -> None:
+        """The ended task's subtasks and final row, in the store."""
         await self.store.upsert_subtasks(
             [
                 trusted(  # built from checked views: no revalidation
@@ -422,24 +444,22 @@ class Planner:
                 for i, s in enumerate(view.subtasks)
             ]
         )
-        await self.store.update_task(
-            TaskUpdate(
-                task_id=active.task_id,
-                state=state.value,
-                result=_jsonable(result),
-                error=error,
-                prompt_tokens=active.usage.prompt_tokens,
-                completion_tokens=active.usage.completion_tokens,
-                cost_usd=active.usage.cost_usd,
-                finished_at=finished_at,
-            ),
-            returning=False,
-        )
-        await self.events.drain()
-        self._runs.pop(active.task_id, None)
-        self._finished[active.task_id] = view
-        while len(self._finished) > self.options.finished_in_memory:
-            self._finished.popitem(last=False)
+        final = {
+            "result": _jsonable(active.result),
+            "error": active.error,
+            "prompt_tokens": active.usage.prompt_tokens,
+            "completion_tokens": active.usage.completion_tokens,
+            "cost_usd": active.usage.cost_usd,
+            "finished_at": _dt(active.finished_at),
+        }
+        if active.recorded:
+            await self.store.update_task(
+                TaskUpdate(task_id=active.task_id, state=active.state.value, **final),
+                returning=False,
+            )
+        else:  # it ended before its first state change (canceled at once, say)
+            plan = active.plan.model_dump(mode="json") if active.plan else None
+            await self.store.upsert_tasks([self._record(active, plan=plan, **final)])
 
     def _view(self, active: _Active) -> TaskView:
         subtasks = (
@@ -521,7 +541,7 @@ class Planner:
 
     async def cancel(self, task_id: str) -> dict[str, Any]:
         active = self._runs.get(task_id)
-        if active is None:
+        if active is None or active.state in FINISHED:  # ended (its records may be going)
             current = await self.get(task_id)  # 404 for an unknown task
             raise InvalidInputError(
                 f"task {task_id!r} is already {current['state']}; only running tasks cancel"
@@ -535,8 +555,12 @@ class Planner:
         return self._finished[task_id].model_dump(mode="json")
 
     async def delete(self, task_id: str) -> None:
-        if task_id in self._runs:
-            await self.cancel(task_id)
+        active = self._runs.get(task_id)
+        if active is not None:
+            if active.state in FINISHED:
+                await active.settled.wait()  # its records go in before it goes
+            else:
+                await self.cancel(task_id)
         await self.start()
         self._finished.pop(task_id, None)
         if not await self.store.delete_task(task_id):
@@ -572,6 +596,8 @@ class _Active:
         self.notes: list[str] = []
         self.created_at = self.updated_at = now
         self.finished_at: float | None = None
+        self.recorded = False  # its row has been queued for the store
+        self.settled = asyncio.Event()  # ended, and its records written (or failed)
 
     def add_usage(self, usage: dict[str, Any]) -> None:
         self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)

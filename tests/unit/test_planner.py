@@ -207,6 +207,44 @@ async def test_cancel_in_the_middle_stops_running_subtasks(tmp_path: Path) -> No
         await planner.cancel(task_id)
 
 
+async def test_a_task_canceled_before_its_first_step_is_recorded(tmp_path: Path) -> None:
+    planner = make_planner(tmp_path, SPECS)
+    body = {
+        "input": "c",
+        "workflow": {"kind": "parallel", "steps": [{"skill": "slow", "input": "30"}]},
+    }
+    task_id = await planner.submit(body)
+    canceled = await planner.cancel(task_id)  # before the task's driver has run at all
+    assert canceled["state"] == "canceled"
+    listed = await planner.list(state="canceled")  # read from the history store
+    assert [t["task_id"] for t in listed["tasks"]] == [task_id]
+    detail = await planner.store.get_task_detail(task_id)
+    assert detail is not None and detail.task.plan["subtasks"][0]["skill"] == "slow"
+
+
+async def test_cancel_and_delete_just_after_the_end(tmp_path: Path) -> None:
+    """The final event is out, the records are still being written: a cancel is refused
+    (the task stays completed) and a delete waits for the records, then removes them."""
+    planner = make_planner(tmp_path, SPECS)
+    body = {
+        "input": "d",
+        "workflow": {"kind": "parallel", "steps": [{"skill": "uppercase", "input": "x"}] * 3},
+    }
+    task, events = await run(planner, body)
+    task_id = task["task_id"]
+    assert events[-1]["kind"] == "final" and task["state"] == "completed"
+    with pytest.raises(InvalidInputError, match="already completed"):
+        await planner.cancel(task_id)
+    assert (await planner.get(task_id))["state"] == "completed"
+    task_id = await planner.submit(body)
+    [e async for e in planner.stream_events(task_id)]
+    await planner.delete(task_id)  # at once after the final event
+    with pytest.raises(TaskNotFound):
+        await planner.get(task_id)
+    assert await planner.store.subtasks(task_id) == []
+    assert task_id not in [t["task_id"] for t in (await planner.list())["tasks"]]
+
+
 async def test_events_resume_after_a_seq_and_tasks_page(tmp_path: Path) -> None:
     planner = make_planner(tmp_path, SPECS)
     ids = []
