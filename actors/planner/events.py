@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 _QUEUE_BOUND = 10_000  # a reader this far behind reads on from the log instead
 PAGE = 1000  # events per replayed batch
+# How long a live reader's batch stays open for the events that follow its first. Each
+# batch is one item of a Ray stream to the ingress (about 0.4 ms of CPU across the two
+# processes): subtasks finishing one at a time, every millisecond or so, made a batch
+# each. The final event is never held.
+GATHER_S = 0.01
 
 Event = dict[str, Any]  # {"task_id", "seq", "kind", "data", "ts"}
 _BEHIND: list[Event] = []  # a reader's inbox filled up: it reads on from the log
@@ -46,6 +51,7 @@ class _Reader:
         self.closed = False  # the final event is in (or the reader was cut off)
         self.cut_off = False
         self.wake = asyncio.Event()
+        self.urgent = asyncio.Event()  # closed: what is in goes out now
         self.gone = asyncio.Event()  # the reader is done: its last batch was taken on
 
     def put(self, event: Event) -> None:
@@ -55,9 +61,17 @@ class _Reader:
             self.events.append(event)
             self.closed = event["kind"] == EventKind.FINAL.value
         self.wake.set()
+        if self.closed:
+            self.urgent.set()
 
     async def take(self) -> list[Event]:
+        """What came in, once something has: events that follow within `GATHER_S` of
+        the first join it, except after the final event, which goes out at once."""
         await self.wake.wait()
+        if not self.closed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GATHER_S):
+                    await self.urgent.wait()
         self.wake.clear()
         out, self.events = self.events, []
         return out
