@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,7 +36,7 @@ def _agent_message(text: str, ctx: RequestContext) -> a2a_pb2.Message:
     )
 
 
-# Message/request metadata of a batch: [{"id", "input", "timeout_s"}], as JSON text (or
+# Message/request metadata of a batch: [{"id", "input", "timeout_s", "hold_s"}], as JSON text (or
 # a list). Text because a2a-sdk validates a request's metadata value by value: a list of
 # a thousand items costs more to check than to run. Results come back the same way:
 # each artifact's `items` metadata is JSON text of one entry per part.
@@ -200,9 +201,12 @@ class SkillExecutor(AgentExecutor):
         the results travel the same way: every item that finished by the time the
         previous artifact went out shares the next one (one part per item, and the
         artifact's `items` metadata says which item each part answers and how it went).
-        An item finishing alone goes out alone, at once. Items share the replica's
-        concurrency limit; an item's failure or timeout is reported in its own entry
-        and does not fail the others.
+        An item finishing alone goes out alone, at once, unless it carries `hold_s`
+        (nothing waits on its result): then it may wait that long for company, which
+        items that finish one at a time under a concurrency limit otherwise never have.
+        Failures and the batch's last result are never held; each entry's `at` says
+        when the item finished. Items share the replica's concurrency limit; an item's
+        failure or timeout is reported in its own entry and does not fail the others.
 
         Without a concurrency limit every item starts at once, so items with the same
         timeout share one deadline (one timer for the batch, not a timeout scope per
@@ -212,7 +216,9 @@ class SkillExecutor(AgentExecutor):
         run = _streamed_part if inspect.isasyncgenfunction(fn) else _returned_part
         finished: list[tuple[dict[str, Any], a2a_pb2.Part]] = []
         flushing: asyncio.Task[None] | None = None
+        holding: asyncio.TimerHandle | None = None
         sent = 0
+        left = len(items)
         loop = asyncio.get_running_loop()
         expired: set[asyncio.Task[None]] = set()  # cancelled by a shared deadline
 
@@ -234,8 +240,23 @@ class SkillExecutor(AgentExecutor):
             finally:
                 flushing = None
 
+        def flush_now() -> None:
+            nonlocal flushing, holding
+            if holding is not None:
+                holding.cancel()
+                holding = None
+            if flushing is None:
+                flushing = loop.create_task(flush())
+
+        def flush_within(hold_s: float) -> None:
+            """A result nothing waits on: it goes with the next flush, at the latest
+            `hold_s` from now (a flush under way takes it along)."""
+            nonlocal holding
+            if flushing is None and holding is None:
+                holding = loop.call_later(hold_s, flush_now)
+
         async def one(item: dict[str, Any]) -> None:
-            nonlocal flushing
+            nonlocal left
             item_id = str(item.get("id", ""))
             timeout = item.get("timeout_s")
             message = a2a_pb2.Message(
@@ -265,9 +286,14 @@ class SkillExecutor(AgentExecutor):
                 part, meta = None, {**meta, "ok": False, "error": f"timed out after {timeout}s"}
             except Exception as e:  # the item's failure, reported in its entry
                 part, meta = None, {**meta, "ok": False, "error": f"{type(e).__name__}: {e}"}
+            meta["at"] = time.time()
             finished.append((meta, part if part is not None else a2a_pb2.Part(text=meta["error"])))
-            if flushing is None:
-                flushing = loop.create_task(flush())
+            left -= 1
+            hold_s = item.get("hold_s")
+            if left and meta["ok"] and isinstance(hold_s, int | float) and hold_s > 0:
+                flush_within(float(hold_s))
+            else:  # awaited, failed (a retry may start at once), or the batch's last
+                flush_now()
 
         tasks = [loop.create_task(one(item)) for item in items]
         deadlines: list[asyncio.TimerHandle] = []
@@ -290,6 +316,8 @@ class SkillExecutor(AgentExecutor):
         finally:
             for handle in deadlines:
                 handle.cancel()
+            if holding is not None:
+                holding.cancel()
         while flushing is not None:
             await flushing
 

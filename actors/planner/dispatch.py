@@ -41,6 +41,7 @@ class Item:
     skill: str | None
     input: str
     timeout_s: float | None = None
+    hold_s: float | None = None  # the agent may hold its result this long (nothing waits on it)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Outcome:
     output: Any = None
     error: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    at: float | None = None  # when the agent finished it (seconds since the epoch)
 
 
 OnOutcome = Callable[[str, Outcome], None]
@@ -146,12 +148,15 @@ async def send_batch(
                 if not item_id or item_id in done:
                     continue
                 done.add(item_id)
+                at = info.get("at")
+                at = float(at) if isinstance(at, int | float) else None
                 if info.get("ok"):
                     llm = info.get("llm")
                     usage = llm if isinstance(llm, dict) else {}
-                    on_outcome(item_id, Outcome(True, _part_value(part), usage=usage))
+                    on_outcome(item_id, Outcome(True, _part_value(part), usage=usage, at=at))
                 else:
-                    on_outcome(item_id, Outcome(False, error=str(info.get("error") or "failed")))
+                    error = str(info.get("error") or "failed")
+                    on_outcome(item_id, Outcome(False, error=error, at=at))
         elif isinstance(event, a2a_pb2.TaskStatusUpdateEvent) and event.status.state in _FAILED:
             reason = get_message_text(event.status.message) or "no reason"
             for item in items:
@@ -165,6 +170,8 @@ def _batch_entry(item: Item) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": item.id, "input": item.input}
     if item.timeout_s:
         entry["timeout_s"] = item.timeout_s
+    if item.hold_s:
+        entry["hold_s"] = item.hold_s
     return entry
 
 

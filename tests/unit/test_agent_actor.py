@@ -638,6 +638,43 @@ async def test_a_batch_message_runs_items_within_the_concurrency_limit() -> None
     assert len(task.artifacts) < len(by_item)
 
 
+def _flushes(task: a2a_pb2.Task) -> list[list[dict[str, Any]]]:
+    """The `items` entries of each artifact of a batch's task, in order."""
+    return [json.loads(a.metadata["items"]) for a in task.artifacts]
+
+
+async def test_results_nothing_waits_on_are_held_to_travel_together() -> None:
+    """One at a time, each result would go alone; `hold_s` lets them wait for company.
+    A failure goes at once, and so does the batch's last result."""
+    one_at_a_time = AgentSpec(name="sleeper", cls=f"{__name__}:Sleeper", concurrency=1)
+    actor = AgentActor(one_at_a_time, 0, "http://x")
+    plain = [{"id": f"p{i}", "input": "0.02"} for i in range(4)]
+    task = await _send(actor, _request("batch", metadata={"actorchestra.batch": plain}))
+    assert [len(f) for f in _flushes(task)] == [1, 1, 1, 1]
+
+    held = [{"id": f"h{i}", "input": "0.02", "hold_s": 5} for i in range(4)]
+    started = time.time()
+    task = await _send(actor, _request("batch", metadata={"actorchestra.batch": held}))
+    [entries] = _flushes(task)  # all four in one artifact, sent with the last
+    ats = [e["at"] for e in entries]
+    assert [e["item"] for e in entries] == ["h0", "h1", "h2", "h3"]
+    assert started < ats[0] and ats == sorted(ats) and ats[-1] - ats[0] >= 0.05
+
+    mixed = [
+        {"id": "a", "input": "0.02", "hold_s": 5},
+        {"id": "bad", "input": "-1", "hold_s": 5},
+        {"id": "b", "input": "0.02", "hold_s": 5},
+        {"id": "c", "input": "0.02", "hold_s": 5},
+    ]
+    task = await _send(actor, _request("batch", metadata={"actorchestra.batch": mixed}))
+    assert [[e["item"] for e in f] for f in _flushes(task)] == [["a", "bad"], ["b", "c"]]
+
+    timed = [{"id": f"t{i}", "input": "0.03", "hold_s": 0.05} for i in range(6)]
+    task = await _send(actor, _request("batch", metadata={"actorchestra.batch": timed}))
+    sizes = [len(f) for f in _flushes(task)]
+    assert sum(sizes) == 6 and 2 <= len(sizes) < 6  # none waited much past 50 ms
+
+
 async def test_a_batch_without_a_limit_times_out_only_its_slow_items() -> None:
     # No concurrency limit: every item starts at once, items with the same timeout
     # share one deadline; what finished in time keeps its answer.
@@ -649,7 +686,7 @@ async def test_a_batch_without_a_limit_times_out_only_its_slow_items() -> None:
         {"id": "slower", "input": "5", "timeout_s": 0.3},
         {"id": "untimed", "input": "0.05"},
     ]
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
     assert time.monotonic() - started < 2
     assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
@@ -660,6 +697,8 @@ async def test_a_batch_without_a_limit_times_out_only_its_slow_items() -> None:
     }
     assert [by_item[f"s{i}"][1].text for i in range(3)] == ["napped 0.01"] * 3
     assert by_item["untimed"][1].text == "napped 0.05"
-    assert by_item["slow"][0] == {"item": "slow", "ok": False, "error": "timed out after 0.2s"}
+    slow = dict(by_item["slow"][0])
+    assert started_at < slow.pop("at") < time.time()  # when the agent finished it
+    assert slow == {"item": "slow", "ok": False, "error": "timed out after 0.2s"}
     assert by_item["slower"][0]["error"] == "timed out after 0.3s"
     assert Sleeper.peak == 6 and Sleeper.running == 0  # all at once; the slow ones stopped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from actorchestra.actors.agent import Agent, SkillContext, skill
 from actorchestra.actors.llm.config import LLMConfig
-from actorchestra.actors.planner.run import MAX_BATCH, AgentInfo
+from actorchestra.actors.planner.run import HOLD_FAN_IN, MAX_BATCH, AgentInfo
 from actorchestra.actors.planner.service import Planner, TaskNotFound
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.errors import InvalidInputError
@@ -313,6 +314,50 @@ async def test_a_fan_out_reaches_every_replica_of_the_agent(tmp_path: Path) -> N
     endpoint = planner.pool.agents["text"].endpoint
     owners = {r.replica: (await r.ping()).tasks for r in endpoint._replicas}
     assert owners[0] > 0 and owners[1] > 0, owners
+
+
+class Napper(Agent):
+    """One skill, for an agent that runs one subtask at a time."""
+
+    @skill(tags=["nap"])
+    async def nap(self, ctx: SkillContext) -> str:
+        """Sleeps for the seconds given first in the input."""
+        await asyncio.sleep(float(ctx.text.split()[0]))
+        return "napped"
+
+
+async def test_held_results_keep_the_agents_timings_and_never_delay_dependants(
+    tmp_path: Path,
+) -> None:
+    """Results nothing needs soon travel together, late (RESULT_HOLD_S), yet a subtask's
+    finish time is the agent's; a result a narrow dependant waits for goes at once, and
+    a wide fan-in starts when its last input is in."""
+    specs = {
+        "one": AgentSpec(name="one", cls=f"{__name__}:Napper", concurrency=1),
+        "lab": SPECS["lab"],
+    }
+    planner = make_planner(tmp_path, specs)
+    maps = [f"m{i}" for i in range(HOLD_FAN_IN)]
+    steps = [{"id": "x", "skill": "nap", "input": "0.05"}]
+    steps += [{"id": m, "skill": "nap", "input": "0.05"} for m in maps]
+    steps += [{"id": "y", "skill": "slow", "input": "0.01", "depends_on": ["x"]}]
+    steps += [{"id": "r", "skill": "slow", "input": "0.01", "depends_on": maps}]
+    body = {"input": "hold", "synthesize": False, "workflow": {"kind": "graph", "steps": steps}}
+    task, events = await run(planner, body)
+    assert task["state"] == "completed"
+    subs = {s["id"]: s for s in task["subtasks"]}
+    # One replica, one at a time: x, then the maps, each 50 ms, by the agent's clock.
+    naps = sorted(subs[i]["finished_at"] for i in ["x", *maps])
+    assert all(b - a >= 0.04 for a, b in itertools.pairwise(naps)), naps
+    # y waited for x's result only, not for the maps' (the last finishes 400 ms after x).
+    assert subs["y"]["started_at"] - subs["x"]["finished_at"] < 0.1
+    # r started once its last input was in, which went at once (the batch's last).
+    assert subs["r"]["started_at"] - max(subs[m]["finished_at"] for m in maps) < 0.1
+    # The first maps' results were held: the planner heard of them well after they ended.
+    heard = {e["data"]["subtask"]: e["ts"] for e in events if e["kind"] == "subtask_completed"}
+    assert heard["m0"] - subs["m0"]["finished_at"] > 0.1
+    assert heard["x"] - subs["x"]["finished_at"] < 0.05
+    assert sorted(heard) == sorted(["x", "y", "r", *maps])
 
 
 def test_batches_spread_over_replicas_by_the_agents_concurrency() -> None:
