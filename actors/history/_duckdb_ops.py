@@ -158,12 +158,11 @@ def _insert_new(
     A statement that hits an existing key fails as a whole and changes nothing; it is
     then done again as an upsert.
     """
-    sets = ", ".join(f"{n} = excluded.{n}" for n in spec.names if n not in spec.keep)
-    tail = f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
     try:
         _insert_rows(con, spec, rows)
     except duckdb.ConstraintException:
-        _insert_rows(con, spec, rows, tail)
+        sets = ", ".join(f"{n} = excluded.{n}" for n in spec.names if n not in spec.keep)
+        _insert_rows(con, spec, rows, f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}")
 
 
 def _insert_rows(

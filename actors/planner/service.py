@@ -378,8 +378,8 @@ class Planner:
             state=active.state.value,
             session_id=request.session_id,
             input=request.input,
-            created_at=datetime.fromtimestamp(active.created_at, UTC),
-            updated_at=datetime.fromtimestamp(active.updated_at, UTC),
+            created_at=_dt(active.created_at),
+            updated_at=_dt(active.updated_at),
             **values,
         )
 
