@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from typing import Any
 
@@ -89,8 +90,17 @@ class AgentRuntimeOptions(BaseModel):
 
     def agent_process_env(self) -> dict[str, str]:
         """Environment of an agent actor's own process (see `actors.agent_actor`)."""
-        return {**self.process_env(), AGENT_PROCESS_ENV: "1"}
+        env = {**self.process_env(), AGENT_PROCESS_ENV: "1"}
+        if RAY_SETUP_HOOK_ENV not in os.environ:
+            # Ray runs it before the actor exists (`actors.worker_setup` says why); a
+            # job-level hook of the user's, inherited, is left to run instead.
+            env[RAY_SETUP_HOOK_ENV] = "actorchestra.actors.worker_setup.setup"
+        return env
 
+
+# Where Ray's worker reads its `worker_process_setup_hook`; Ray sets it from a job-level
+# runtime_env only, so an actor's own env_vars name it (ray._private.ray_constants).
+RAY_SETUP_HOOK_ENV = "__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"
 
 # Set in agent actor processes only: they serve A2A over the direct channel, never gRPC.
 AGENT_PROCESS_ENV = "ACTORCHESTRA_AGENT_PROCESS"

@@ -31,3 +31,13 @@ class LabAgent(Agent):
     async def fail(self, ctx: SkillContext) -> str:
         """Raise, to show a failing skill fails its task with the reason."""
         raise RuntimeError("the lab agent failed on purpose")
+
+    @skill(tags=["arrow"])
+    async def arrow(self, ctx: SkillContext) -> str:
+        """Build an Arrow table of the numbers in the text: pyarrow, which agent processes
+        leave unloaded at start, imports when a skill needs it."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = pa.table({"n": [int(word) for word in ctx.text.split() if word.isdigit()]})
+        return f"{table.num_rows} rows, sum {pc.sum(table['n']).as_py()}"

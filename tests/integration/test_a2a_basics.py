@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from a2a.helpers import new_text_message
@@ -84,3 +86,29 @@ async def test_openapi_docs_describe_runtime_and_agent_routes(
     assert {"/health", "/v1/agents", "/v1/agents/{name}"} <= paths
     assert {"/a2a/text", "/a2a/text/message:send", "/a2a/text/tasks/{id}"} <= paths
     assert "/a2a/text/.well-known/agent-card.json" in paths
+
+
+def _mapped(pid: int) -> str:
+    """The files a process maps (its shared libraries among them)."""
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+async def test_agent_processes_start_without_arrow_and_import_it_on_demand(
+    runtime: Runtime, http: httpx.AsyncClient
+):
+    """Ray's serializer setup would map pyarrow and numpy into every agent process (about
+    35 MB each); agent actors start without them, and a skill that needs pyarrow has it."""
+    echo = (await http.get(f"{runtime.base_url}/v1/agents/echo")).json()
+    for replica in echo["replicas"]:
+        maps = _mapped(replica["pid"])
+        assert "libarrow" not in maps and "numpy" not in maps
+    client = await make_client(runtime, "lab", http, streaming=False)
+    events = [
+        e
+        async for e in client.send_message(
+            a2a_pb2.SendMessageRequest(message=user_message("arrow 1 2 3 4"))
+        )
+    ]
+    task = events[-1].task
+    assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED, task.status
+    assert task.artifacts[0].parts[0].text == "4 rows, sum 10"

@@ -65,7 +65,7 @@ async def test_agents_list_shows_skills_and_replica_health(
     assert {s["id"] for s in text["skills"]} == {"word_count", "uppercase", "stream", "greet"}
     assert [(r["index"], r["healthy"]) for r in text["replicas"]] == [(0, True), (1, True)]
     assert all(r["pid"] and r["last_ok"] for r in text["replicas"])
-    assert [s["id"] for s in rows["lab"]["skills"]] == ["block", "fail", "sleep"]
+    assert [s["id"] for s in rows["lab"]["skills"]] == ["arrow", "block", "fail", "sleep"]
     assert len(rows["lab"]["replicas"]) == 1 and len(rows["echo"]["replicas"]) == 1
 
 
