@@ -60,15 +60,41 @@ def run_direct(levels: list[int], duration: float) -> dict[int, dict[str, float]
 
 
 def memory_of(pid: int) -> dict[str, float]:
-    """Resident (RSS) and unique (USS: private pages) memory of a process, in MB."""
-    rss = uss = 0.0
+    """Resident (RSS), unique (USS: private pages) and proportional (PSS) memory, in MB."""
+    rss = uss = pss = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1]) / 1024
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith(("Private_Clean:", "Private_Dirty:")):
             uss += int(line.split()[1]) / 1024
-    return {"rss_mb": rss, "uss_mb": uss}
+        elif line.startswith("Pss:"):
+            pss = int(line.split()[1]) / 1024
+    return {"rss_mb": rss, "uss_mb": uss, "pss_mb": pss}
+
+
+def bare_actor_memory() -> dict[str, float]:
+    """An idle Ray actor with no code of ours, in this Ray session: the floor an agent
+    actor stands on. Measured plain and with the setup hook agent actors run."""
+    import os
+
+    import ray
+
+    from actorchestra.actors.spec import RAY_SETUP_HOOK_ENV
+
+    @ray.remote(num_cpus=0)
+    class Idle:
+        def pid(self) -> int:
+            return os.getpid()
+
+    hooked = {"env_vars": {RAY_SETUP_HOOK_ENV: "actorchestra.actors.worker_setup.setup"}}
+    actors = {"plain": Idle.remote(), "hooked": Idle.options(runtime_env=hooked).remote()}
+    pids = {name: ray.get(actor.pid.remote()) for name, actor in actors.items()}
+    time.sleep(3)
+    memory = {name: memory_of(pid) for name, pid in pids.items()}
+    for actor in actors.values():
+        ray.kill(actor)
+    return memory
 
 
 def run_ingress(levels: list[int], duration: float, mode: str) -> tuple[dict, dict]:
@@ -97,6 +123,7 @@ def run_ingress(levels: list[int], duration: float, mode: str) -> tuple[dict, di
         time.sleep(3)  # let the health loop settle; the actor is idle
         pid = httpx.get(f"{base}/v1/agents/echo").json()["replicas"][0]["pid"]
         idle = memory_of(pid)
+        idle["bare"] = bare_actor_memory()
         results = {c: load(f"{base}/a2a/echo", c, duration) for c in levels}
         return results, idle
     finally:
@@ -137,9 +164,16 @@ def main() -> None:
         f"target: ingress p50 - direct p50 at c={lo} <= 2 ms -> "
         f"{ingress[lo]['p50_ms'] - direct[lo]['p50_ms']:+.2f} ms"
     )
+    bare, hooked = idle["bare"]["plain"], idle["bare"]["hooked"]
     print(
         f"target: idle agent actor <= 80 MB resident -> RSS {idle['rss_mb']:.0f} MB "
-        f"(unique {idle['uss_mb']:.0f} MB)"
+        f"(unique {idle['uss_mb']:.0f} MB, proportional {idle['pss_mb']:.0f} MB)"
+    )
+    print(
+        f"  beside it, an idle Ray actor with no code of ours: RSS {bare['rss_mb']:.0f} MB "
+        f"(unique {bare['uss_mb']:.0f}); with the agents' setup hook (no pyarrow): RSS "
+        f"{hooked['rss_mb']:.0f} MB (unique {hooked['uss_mb']:.0f}); "
+        f"agent / bare RSS {idle['rss_mb'] / bare['rss_mb']:.2f}"
     )
     print(f"load generator CPU per request: {ingress[hi]['client_cpu_ms_per_req']:.3f} ms")
     for name, res in (("direct", direct), ("ingress", ingress)):
