@@ -6,6 +6,9 @@ about 35 MB resident in every agent actor, none of which sends Arrow tables thro
 The context is created here, once, with pyarrow and starlette hidden, so the optional
 registrations are skipped; both import normally afterwards for code that needs them
 (an Arrow table sent to an agent is then pickled by pyarrow's own reducer).
+
+`global_worker` is Ray-internal: should a later Ray create the context before the hook
+runs, this only finds it made, and the process carries pyarrow as before.
 """
 
 from __future__ import annotations
