@@ -46,14 +46,26 @@ def _words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
+# How long a local agent's replica that has never answered a probe counts as starting
+# (health unknown) rather than unhealthy. One that answered once and then stops is
+# unhealthy at its first missed probe.
+STARTUP_GRACE_S = 30.0
+
+
 class Registry:
     """The book of agents. Async methods interleave: writes hold `_lock`."""
 
-    def __init__(self, prober: Prober | None = None, probe_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        prober: Prober | None = None,
+        probe_timeout_s: float = 2.0,
+        startup_grace_s: float = STARTUP_GRACE_S,
+    ) -> None:
         self._agents: dict[str, AgentEntry] = {}
         self._lock = asyncio.Lock()
         self._prober = prober
         self._probe_timeout_s = probe_timeout_s
+        self._startup_grace_s = startup_grace_s
 
     async def register(
         self,
@@ -169,6 +181,12 @@ class Registry:
                     r.healthy, r.last_ok, r.last_error = True, now, None
                     r.in_flight, r.tasks, r.pid = result.in_flight, result.tasks, result.pid
                     r.consecutive_failures = 0
+                elif r.last_ok is None and self._starting(current, now):
+                    # Never answered yet, and still within its start-up grace: a local
+                    # replica whose process is still starting (50 of them on 2 cores
+                    # take tens of seconds). It stays unknown, not unhealthy.
+                    r.last_error = f"starting: {result.error}"
+                    r.consecutive_failures += 1
                 else:
                     if r.healthy is not False:
                         logger.warning(
@@ -176,6 +194,9 @@ class Registry:
                         )
                     r.healthy, r.last_error = False, result.error
                     r.consecutive_failures += 1
+
+    def _starting(self, entry: AgentEntry, now: float) -> bool:
+        return entry.kind is AgentKind.LOCAL and now - entry.registered_at < self._startup_grace_s
 
     async def _probe(self, entry: AgentEntry, index: int) -> ProbeResult:
         assert self._prober is not None

@@ -79,7 +79,8 @@ def probes() -> Probes:
 
 @pytest.fixture
 async def reg(probes: Probes) -> Registry:
-    registry = Registry(prober=probes, probe_timeout_s=PROBE_TIMEOUT_S)
+    # No start-up grace: these tests are about probe outcomes (the grace has its own).
+    registry = Registry(prober=probes, probe_timeout_s=PROBE_TIMEOUT_S, startup_grace_s=0.0)
     for info in (MATH, TEXT, WEATHER):
         await _register(registry, info, replicas=2 if info is TEXT else 1)
     return registry
@@ -300,3 +301,36 @@ async def test_without_a_prober_health_stays_unknown() -> None:
     await _register(reg, MATH)
     await reg.check_health()
     assert reg.get("math").health is Health.UNKNOWN
+
+
+async def test_a_replica_that_never_answered_is_starting_within_its_grace(probes: Probes) -> None:
+    """Replicas still starting (many processes on few cores) are not reported unhealthy
+    until the grace has passed; one that answered once and stops is, at once."""
+    reg = Registry(prober=probes, probe_timeout_s=PROBE_TIMEOUT_S, startup_grace_s=30.0)
+    await _register(reg, TEXT, replicas=2)
+    probes.behaviour[("text", 0)] = "hang"
+    await reg.check_health()
+    text = reg.get("text")
+    assert [r.healthy for r in text.replicas] == [None, True]
+    assert text.replicas[0].last_error == f"starting: no answer within {PROBE_TIMEOUT_S:g}s"
+    assert text.health is Health.DEGRADED  # one up, one not yet
+
+    probes.behaviour[("text", 0)] = "ok"
+    probes.behaviour[("text", 1)] = "fail"  # answered before: unhealthy at once
+    await reg.check_health()
+    assert [r.healthy for r in reg.get("text").replicas] == [True, False]
+
+    await _register(reg, MATH)
+    reg.get("math").registered_at -= 31.0  # registered before the grace: no longer starting
+    probes.behaviour[("math", 0)] = "fail"
+    await reg.check_health()
+    assert reg.get("math").health is Health.UNHEALTHY
+    assert reg.get("math").replicas[0].last_error == "ConnectionError: math:0 refused"
+
+
+async def test_a_remote_agent_that_never_answered_is_unhealthy_at_once(probes: Probes) -> None:
+    reg = Registry(prober=probes, probe_timeout_s=PROBE_TIMEOUT_S, startup_grace_s=30.0)
+    await _register(reg, WEATHER, kind=AgentKind.REMOTE, card_url="http://weather.example/card")
+    probes.behaviour[("weather", 0)] = "fail"
+    await reg.check_health()
+    assert reg.get("weather").health is Health.UNHEALTHY
