@@ -94,13 +94,14 @@ class AgentRuntimeOptions(BaseModel):
         if RAY_SETUP_HOOK_ENV not in os.environ:
             # Ray runs it before the actor exists (`actors.worker_setup` says why); a
             # job-level hook of the user's, inherited, is left to run instead.
-            env[RAY_SETUP_HOOK_ENV] = "actorchestra.actors.worker_setup.setup"
+            env[RAY_SETUP_HOOK_ENV] = AGENT_SETUP_HOOK
         return env
 
 
 # Where Ray's worker reads its `worker_process_setup_hook`; Ray sets it from a job-level
 # runtime_env only, so an actor's own env_vars name it (ray._private.ray_constants).
 RAY_SETUP_HOOK_ENV = "__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"
+AGENT_SETUP_HOOK = "actorchestra.actors.worker_setup.setup"
 
 # Set in agent actor processes only: they serve A2A over the direct channel, never gRPC.
 AGENT_PROCESS_ENV = "ACTORCHESTRA_AGENT_PROCESS"

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from local_ray import free_port, init_local_ray, set_serve_mode
@@ -73,21 +74,21 @@ def memory_of(pid: int) -> dict[str, float]:
     return {"rss_mb": rss, "uss_mb": uss, "pss_mb": pss}
 
 
-def bare_actor_memory() -> dict[str, float]:
+def bare_actor_memory() -> dict[str, dict[str, float]]:
     """An idle Ray actor with no code of ours, in this Ray session: the floor an agent
     actor stands on. Measured plain and with the setup hook agent actors run."""
     import os
 
     import ray
 
-    from actorchestra.actors.spec import RAY_SETUP_HOOK_ENV
+    from actorchestra.actors.spec import AGENT_SETUP_HOOK, RAY_SETUP_HOOK_ENV
 
     @ray.remote(num_cpus=0)
     class Idle:
         def pid(self) -> int:
             return os.getpid()
 
-    hooked = {"env_vars": {RAY_SETUP_HOOK_ENV: "actorchestra.actors.worker_setup.setup"}}
+    hooked = {"env_vars": {RAY_SETUP_HOOK_ENV: AGENT_SETUP_HOOK}}
     actors = {"plain": Idle.remote(), "hooked": Idle.options(runtime_env=hooked).remote()}
     pids = {name: ray.get(actor.pid.remote()) for name, actor in actors.items()}
     time.sleep(3)
@@ -122,8 +123,7 @@ def run_ingress(levels: list[int], duration: float, mode: str) -> tuple[dict, di
         wait_http(f"{base}/a2a/echo/.well-known/agent-card.json")
         time.sleep(3)  # let the health loop settle; the actor is idle
         pid = httpx.get(f"{base}/v1/agents/echo").json()["replicas"][0]["pid"]
-        idle = memory_of(pid)
-        idle["bare"] = bare_actor_memory()
+        idle: dict[str, Any] = {**memory_of(pid), "bare": bare_actor_memory()}
         results = {c: load(f"{base}/a2a/echo", c, duration) for c in levels}
         return results, idle
     finally:

@@ -8,13 +8,15 @@ import sys
 import pytest
 from ray._private import ray_constants
 
-from actorchestra.actors.spec import RAY_SETUP_HOOK_ENV, AgentRuntimeOptions
+from actorchestra.actors.spec import AGENT_SETUP_HOOK, RAY_SETUP_HOOK_ENV, AgentRuntimeOptions
+from actorchestra.actors.worker_setup import setup
 
 
 def test_the_hook_is_named_where_ray_reads_it() -> None:
     assert RAY_SETUP_HOOK_ENV == ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR
     env = AgentRuntimeOptions().agent_process_env()
-    assert env[RAY_SETUP_HOOK_ENV] == "actorchestra.actors.worker_setup.setup"
+    assert env[RAY_SETUP_HOOK_ENV] == AGENT_SETUP_HOOK
+    assert f"{setup.__module__}.{setup.__name__}" == AGENT_SETUP_HOOK  # Ray imports it so
 
 
 def test_a_users_own_setup_hook_is_left_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
