@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -77,8 +78,6 @@ def memory_of(pid: int) -> dict[str, float]:
 def bare_actor_memory() -> dict[str, dict[str, float]]:
     """An idle Ray actor with no code of ours, in this Ray session: the floor an agent
     actor stands on. Measured plain and with the setup hook agent actors run."""
-    import os
-
     import ray
 
     from actorchestra.actors.spec import AGENT_SETUP_HOOK, RAY_SETUP_HOOK_ENV
