@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
 
 from actorchestra.actors.llm.config import PLACEHOLDER_API_KEY, LLMConfig
 from actorchestra.actors.llm.errors import LLMError, LLMResponseError
@@ -211,10 +211,24 @@ class LLMClient:
             timeout,
             extra_body,
         )
-        request.update(stream=True, stream_options={"include_usage": True})
+        # The stream goes through the client's generic `post` with the request as JSON
+        # and the chunks as plain dicts: the same HTTP client, auth, timeout and error
+        # types as `chat.completions.create`, without its typed layer (its request
+        # transform and a pydantic model per chunk cost 1.6 ms before the first token
+        # here, and ~90 us per token after it).
+        body = {k: v for k, v in request.items() if k not in ("timeout", "extra_body")}
+        body.update(request.get("extra_body") or {})
+        body.update(stream=True, stream_options={"include_usage": True})
         started = time.perf_counter()
         chunks, attempts = await call_with_retries(
-            lambda: self._client.chat.completions.create(**request),
+            lambda: self._client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=object,
+                options={"timeout": timeout},
+                stream=True,
+                stream_cls=AsyncStream[object],
+            ),
             self.config,
             model=model,
             timeout_s=timeout,
@@ -227,27 +241,40 @@ class LLMClient:
         served_model = model
         try:
             async for chunk in chunks:
-                served_model = chunk.model or served_model
-                if chunk.usage is not None:
-                    usage = self._usage(chunk.usage)
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    for part in delta.tool_calls or []:
-                        slot = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-                        slot["id"] = part.id or slot["id"]
-                        if part.function is not None:
-                            slot["name"] = part.function.name or slot["name"]
-                            slot["arguments"] += part.function.arguments or ""
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-                    if delta.content:
+                if not isinstance(chunk, dict):
+                    raise LLMResponseError(
+                        f"model '{model}' streamed a chunk that is not a JSON object: "
+                        f"{str(chunk)[:200]!r}"
+                    )
+                served_model = chunk.get("model") or served_model
+                if chunk.get("usage"):
+                    usage = _usage_from(chunk["usage"])
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    for part in delta.get("tool_calls") or ():
+                        slot = calls.setdefault(
+                            part.get("index", 0), {"id": "", "name": "", "arguments": ""}
+                        )
+                        slot["id"] = part.get("id") or slot["id"]
+                        function = part.get("function")
+                        if function:
+                            slot["name"] = function.get("name") or slot["name"]
+                            slot["arguments"] += function.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+                    content = delta.get("content")
+                    if content:
                         if first_piece is None:
                             first_piece = time.perf_counter() - started
-                        pieces.append(delta.content)
-                        yield LLMDelta(text=delta.content)
+                        pieces.append(content)
+                        yield LLMDelta(text=content)
         except openai.OpenAIError as exc:
             raise translate(
                 exc, self.config, model=model, attempts=attempts, timeout_s=timeout
+            ) from exc
+        except (AttributeError, TypeError, ValueError) as exc:  # not JSON, or the wrong shape
+            raise LLMResponseError(
+                f"model '{model}' streamed a chunk this client cannot read: {exc}"
             ) from exc
         finally:
             await chunks.close()
@@ -359,6 +386,17 @@ class LLMClient:
             models=models,
             error=error,
         )
+
+
+def _usage_from(raw: Any) -> LLMUsage:
+    """Usage from a streamed chunk's `usage` object (a dict)."""
+    if not isinstance(raw, dict):
+        return LLMUsage()
+    return LLMUsage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        total_tokens=int(raw.get("total_tokens") or 0),
+    )
 
 
 def _log_result(result: LLMResult) -> None:
