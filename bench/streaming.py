@@ -294,13 +294,13 @@ def report(direct: list[Run], a2a: list[Run], args: argparse.Namespace) -> None:
     )
     print(
         f"{'run':>4} | {'direct TTFT ms':>14} {'tok/s':>7} {'events':>6} {'cpu ms':>6} | "
-        f"{'A2A TTFT ms':>11} {'tok/s':>7} {'events':>6} {'cpu ms':>6}"
+        f"{'A2A TTFT ms':>11} {'tok/s':>7} {'events':>6} {'cpu ms':>6} {'agent 1st ms':>12}"
     )
     for i, (d, a) in enumerate(zip(direct, a2a, strict=True)):
         print(
             f"{i + 1:>4} | {d.ttft_s * 1e3:>14.2f} {d.tokens_per_s:>7.1f} {d.events:>6} "
             f"{d.client_cpu_s * 1e3:>6.0f} | {a.ttft_s * 1e3:>11.2f} {a.tokens_per_s:>7.1f} "
-            f"{a.events:>6} {a.client_cpu_s * 1e3:>6.0f}"
+            f"{a.events:>6} {a.client_cpu_s * 1e3:>6.0f} {a.agent_first_token_s * 1e3:>12.2f}"
         )
     d_ttft, a_ttft = p50([r.ttft_s for r in direct]) * 1e3, p50([r.ttft_s for r in a2a]) * 1e3
     d_tps, a_tps = p50([r.tokens_per_s for r in direct]), p50([r.tokens_per_s for r in a2a])

@@ -165,13 +165,14 @@ def create_app(config: ModelServerConfig | None = None) -> FastAPI:
         digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:20]
         cid = f"chatcmpl-{next(counter):06d}{digest}"
         created = int(time.time())
-        counts = wire.usage(wire.prompt_tokens(body), wire.completion_tokens(reply))
+        prompt = wire.prompt_tokens(body)
         if body.stream:
             include = bool(body.stream_options and body.stream_options.include_usage)
-            events = _sse(cid, body.model, created, reply, counts, include, latency)
+            events = _sse(cid, body.model, created, reply, prompt, include, latency)
             return StreamingResponse(
                 events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
             )
+        counts = wire.usage(prompt, wire.completion_tokens(reply))
         if latency.token_latency_s:
             await asyncio.sleep(latency.token_latency_s * counts["completion_tokens"])
         return JSONResponse(wire.completion(cid, body.model, created, reply, counts))
@@ -231,11 +232,14 @@ async def _sse(
     model: str,
     created: int,
     reply: brain.BrainReply,
-    counts: dict[str, int],
+    prompt_tokens: int,
     include_usage: bool,
     latency: LatencySpec,
 ) -> AsyncIterator[str]:
-    """Server-sent events in OpenAI's chunk format, one token per chunk, then `[DONE]`."""
+    """Server-sent events in OpenAI's chunk format, one token per chunk, then `[DONE]`.
+
+    The reply is cut into tokens as it goes and counted at the end, so the first chunk
+    leaves without waiting for a long reply to be cut up."""
     deltas = wire.stream_deltas(reply)
     for i, delta in enumerate(deltas):
         if i and latency.token_latency_s:
@@ -245,6 +249,7 @@ async def _sse(
     final = wire.chunk(cid, model, created, {}, reply.finish_reason, with_usage=include_usage)
     yield f"data: {json.dumps(final)}\n\n"
     if include_usage:
+        counts = wire.usage(prompt_tokens, wire.completion_tokens(reply))
         tail = wire.chunk(cid, model, created, None, with_usage=True, counts=counts)
         yield f"data: {json.dumps(tail)}\n\n"
     yield "data: [DONE]\n\n"

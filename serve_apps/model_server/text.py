@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
@@ -44,26 +44,32 @@ def count_tokens(text: str) -> int:
     return sum(1 for _ in _TOKEN_RE.finditer(text))
 
 
-def token_pieces(text: str) -> list[str]:
-    """Cut text into one piece per token, each with the whitespace before it.
+def iter_token_pieces(text: str) -> Iterator[str]:
+    """Cut text into one piece per token, each with the whitespace before it, lazily:
+    a stream's first piece is ready before the rest of a long reply is cut.
 
     Joining the pieces gives back the text (minus trailing whitespace), and a stream that
     sends one piece per chunk sends exactly `count_tokens(text)` content chunks.
     """
-    pieces: list[str] = []
     start = 0
     for match in _TOKEN_RE.finditer(text):
-        pieces.append(text[start : match.end()])
+        yield text[start : match.end()]
         start = match.end()
-    return pieces
+
+
+def token_pieces(text: str) -> list[str]:
+    """`iter_token_pieces` as a list."""
+    return list(iter_token_pieces(text))
 
 
 def truncate_tokens(text: str, limit: int) -> tuple[str, bool]:
     """The first `limit` tokens of text, and whether anything was cut."""
-    pieces = token_pieces(text)
-    if len(pieces) <= limit:
-        return text, False
-    return "".join(pieces[: max(limit, 0)]), True
+    limit, end = max(limit, 0), 0  # `end`: where the limit-th token ends (no pieces built)
+    for n, match in enumerate(_TOKEN_RE.finditer(text), 1):
+        if n > limit:
+            return text[:end], True
+        end = match.end()
+    return text, False
 
 
 def stem(word: str) -> str:
