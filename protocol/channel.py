@@ -297,6 +297,44 @@ async def _drain(writer: asyncio.StreamWriter) -> None:
 # -- client -----------------------------------------------------------------------------
 
 
+class CorkedWriter:
+    """Frames written in one event-loop turn leave together, at the end of that turn.
+
+    A planner's sweep sends a batch message to each of 50 replicas in one loop turn;
+    written one by one, each frame wakes its agent at once, and on a small machine the
+    woken agents take the CPU from the sweep before it has sent the rest (session 9: 50
+    sends took 100-170 ms of wall time for 12 ms of CPU). Corked, the sweep's frames go
+    out after it, and several frames for one connection go in one write. Past
+    `limit` bytes pending, the frames go at once, so a long turn does not hoard them.
+    """
+
+    __slots__ = ("_limit", "_pending", "_size", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, limit: int = 256 * 1024) -> None:
+        self.writer = writer
+        self._limit = limit
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= self._limit:
+            self.flush()
+        elif len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+
+
 class ChannelClient:
     """One pipelined connection to an agent actor's channel."""
 
@@ -306,6 +344,7 @@ class ChannelClient:
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self._streams: dict[int, asyncio.Queue[tuple[int, bytes]]] = {}
+        self._out = CorkedWriter(writer)
         self._closed: BaseException | None = None
         self._reader_task = asyncio.create_task(self._read_loop(), name="channel-reader")
 
@@ -328,6 +367,7 @@ class ChannelClient:
         return self._closed is not None
 
     async def close(self) -> None:
+        self._out.flush()
         self._writer.close()
         self._reader_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -362,7 +402,7 @@ class ChannelClient:
     def _send(self, req_id: int, op: Op, payload: bytes) -> None:
         if self._closed is not None:
             raise ChannelClosedError(str(self._closed))
-        self._writer.write(_frame(req_id, op, Flag.OK, payload))
+        self._out.write(_frame(req_id, op, Flag.OK, payload))
 
     async def call(self, op: Op, packed: Packed | None, call: CallInfo) -> Packed | None:
         req_id = next(self._ids)
