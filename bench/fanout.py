@@ -19,10 +19,15 @@ event stream when the ingress serves the task API, else through the planner acto
 handle in the same Ray cluster; the output says which. History and events are recorded
 as in every run (the planner always records them); the event count of each dispatch
 task is read back from the history store after the run. One warm-up task per
-deployment opens the planner's channels to every replica first.
+deployment opens the planner's channels to every replica first. Each measured run
+starts `SETTLE_S` after the previous task (or the warm-up's 50) ended, so that it does
+not share the machine with their records being written; the median of `--repeat` runs
+is reported (7 by default: one run's makespan here swings by 20-40%; the first
+concurrent run after the warm-up, which used to start with no pause, took 1.2-1.3x
+the median of the others in two series of 6 and 12 runs).
 
 Run: .venv/bin/python bench/fanout.py [--quick] [--m 50] [--n 1000] [--l 0.05]
-     [--dispatch-n 5000] [--repeat 3] [--mode throughput|standard] [--path auto|http|handle]
+     [--dispatch-n 5000] [--repeat 7] [--mode throughput|standard] [--path auto|http|handle]
      [--only graph,dispatch]
      [--py-spy DIR (raw py-spy profiles of the planner and one agent, dispatch)]
 """
@@ -53,6 +58,7 @@ from procstat import cpu_busy, cpu_delta, cpu_snapshot
 AGENT = "sleeper"
 SKILL = "sleep"
 APP = "fanout"
+SETTLE_S = 0.5  # pause before each measured run: the previous task's records settle
 LAYERS, WIDTH, FAN_IN = 4, 25, 3
 REFERENCE = (
     "for reference, on this machine (issue #4): autogen-core 0.83 / 0.32 / 0.84 / 3,600/s; "
@@ -374,6 +380,7 @@ class Deployment:
         warm = next((w for w in warms if w.state != "completed"), warms[0])
         if warm.state != "completed":
             raise SystemExit(f"warm-up task ended {warm.state}: {warm.error}")
+        await asyncio.sleep(SETTLE_S)  # the warm-up's records, as between measured runs
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -421,7 +428,7 @@ async def run_workload(dep: Deployment, result: Result, args: argparse.Namespace
             result.runs.append(measured)
             result.cpu_s.update(cpu_delta(before, after))
             result.wall_s += wall
-        await asyncio.sleep(0.5)  # let the previous task's write-behind settle
+        await asyncio.sleep(SETTLE_S)  # let the previous task's write-behind settle
     if w.rate_of:
         result.recorded_events = await dep.client.recorded_events(dep.client.last_task_id)
 
@@ -530,7 +537,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="parallel subtasks")
     parser.add_argument("--l", type=float, default=0.05, help="seconds each subtask sleeps")
     parser.add_argument("--dispatch-n", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per workload (median)")
+    parser.add_argument("--repeat", type=int, default=7, help="runs per workload (median)")
     parser.add_argument("--seed", type=int, default=7, help="of the layered graph")
     parser.add_argument("--quick", action="store_true", help="smoke sizes: M=8, N=100, 500")
     parser.add_argument("--mode", choices=["throughput", "standard"], default="throughput")
