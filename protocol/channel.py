@@ -334,7 +334,6 @@ class CorkedWriter:
             self.writer.write(data)
 
 
-
 class ChannelClient:
     """One pipelined connection to an agent actor's channel."""
 
