@@ -322,7 +322,10 @@ class CorkedWriter:
         if self._size >= self._limit:
             self.flush()
         elif len(self._pending) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop running here (a stream closed late): no turn
+                self.flush()
 
     def flush(self) -> None:
         if not self._pending:

@@ -76,3 +76,20 @@ async def test_a_flush_with_nothing_pending_sends_nothing(limit: int) -> None:
         corked.flush()
         await asyncio.sleep(0.01)
         assert _received(theirs) == b""
+
+
+def test_a_write_with_no_loop_running_goes_at_once() -> None:
+    """An async generator closed after its loop stopped still sends its CLOSE_STREAM."""
+    loop = asyncio.new_event_loop()
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    try:
+        _, writer = loop.run_until_complete(asyncio.open_connection(sock=ours))
+        corked = CorkedWriter(writer)
+        corked.write(b"bye")  # no running loop: nothing to wait for
+        assert _received(theirs) == b"bye"
+        writer.close()
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+        theirs.close()
