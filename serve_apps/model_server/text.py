@@ -44,7 +44,7 @@ def count_tokens(text: str) -> int:
     return sum(1 for _ in _TOKEN_RE.finditer(text))
 
 
-def iter_token_pieces(text: str) -> Iterator[str]:
+def token_pieces(text: str) -> Iterator[str]:
     """Cut text into one piece per token, each with the whitespace before it, lazily:
     a stream's first piece is ready before the rest of a long reply is cut.
 
@@ -55,11 +55,6 @@ def iter_token_pieces(text: str) -> Iterator[str]:
     for match in _TOKEN_RE.finditer(text):
         yield text[start : match.end()]
         start = match.end()
-
-
-def token_pieces(text: str) -> list[str]:
-    """`iter_token_pieces` as a list."""
-    return list(iter_token_pieces(text))
 
 
 def truncate_tokens(text: str, limit: int) -> tuple[str, bool]:

@@ -218,7 +218,6 @@ def stream_deltas(reply: BrainReply) -> Iterator[dict[str, Any]]:
     Lazy: a 2,000-token reply cut up front cost ~1 ms of the server's CPU before its
     first chunk."""
     if reply.tool_calls:
-        deltas: list[dict[str, Any]] = []
         for index, call in enumerate(reply.tool_calls):
             opening = {
                 "index": index,
@@ -229,15 +228,12 @@ def stream_deltas(reply: BrainReply) -> Iterator[dict[str, Any]]:
             first: dict[str, Any] = {"tool_calls": [opening]}
             if index == 0:
                 first = {"role": "assistant", "content": None, **first}
-            deltas.append(first)
-            deltas.extend(
-                {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-                for piece in t.token_pieces(call.arguments)
-            )
-        yield from deltas
+            yield first
+            for piece in t.token_pieces(call.arguments):
+                yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
         return
     yield {"role": "assistant", "content": "", "refusal": None}
-    for piece in t.iter_token_pieces(reply.content or ""):
+    for piece in t.token_pieces(reply.content or ""):
         yield {"content": piece}
 
 
