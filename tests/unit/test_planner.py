@@ -11,7 +11,7 @@ import pytest
 
 from actorchestra.actors.agent import Agent, SkillContext, skill
 from actorchestra.actors.llm.config import LLMConfig
-from actorchestra.actors.planner.run import HOLD_FAN_IN, MAX_BATCH, AgentInfo
+from actorchestra.actors.planner.run import HOLD_FAN_IN, MAX_BATCH, MIN_SPLIT, AgentInfo
 from actorchestra.actors.planner.service import Planner, TaskNotFound
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.errors import InvalidInputError
@@ -367,11 +367,15 @@ def test_batches_spread_over_replicas_by_the_agents_concurrency() -> None:
     # One at a time: every replica gets a share (never more messages than items).
     assert agent(1, 50).messages_for(1000, cpus=2) == 50
     assert agent(1, 50).messages_for(7, cpus=2) == 7
-    # No limit: one message per CPU to run them, at most one per replica.
-    assert agent(None, 50).messages_for(25, cpus=2) == 2
-    assert agent(None, 50).messages_for(25, cpus=64) == 25
-    assert agent(None, 50).messages_for(1000, cpus=64) == 50
-    assert agent(None, 4).messages_for(100, cpus=64) == 4
+    # No limit: one message per CPU to run them, at most one per replica, and no
+    # message under MIN_SPLIT items just to use another CPU.
+    assert agent(None, 50).messages_for(25, cpus=2) == 1
+    assert agent(None, 50).messages_for(25, cpus=64) == 1
+    assert agent(None, 50).messages_for(MIN_SPLIT * 2, cpus=2) == 2
+    assert agent(None, 50).messages_for(MIN_SPLIT * 2 - 1, cpus=64) == 2
+    assert agent(None, 50).messages_for(1000, cpus=64) == -(-1000 // MIN_SPLIT)
+    assert agent(None, 50).messages_for(10_000, cpus=64) == 50
+    assert agent(None, 4).messages_for(1000, cpus=64) == 4
     # Never over MAX_BATCH items a message, even with one replica or few CPUs.
     assert agent(None, 50).messages_for(1000, cpus=2) == -(-1000 // MAX_BATCH)
     assert agent(None, 1).messages_for(1000, cpus=2) == -(-1000 // MAX_BATCH)
