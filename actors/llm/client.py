@@ -103,15 +103,6 @@ class LLMClient:
         request.update({k: v for k, v in optional.items() if v is not None})
         return request
 
-    def _usage(self, raw: Any) -> LLMUsage:
-        if raw is None:
-            return LLMUsage()
-        return LLMUsage(
-            prompt_tokens=raw.prompt_tokens or 0,
-            completion_tokens=raw.completion_tokens or 0,
-            total_tokens=raw.total_tokens or 0,
-        )
-
     async def complete(
         self,
         messages: Messages,
@@ -162,7 +153,7 @@ class LLMClient:
             if c.type == "function"
         ]
         text = choice.message.content
-        usage = self._usage(completion.usage)
+        usage = _usage_from(completion.usage)
         result = LLMResult(
             model=completion.model or model,
             text=text,
@@ -388,15 +379,17 @@ class LLMClient:
         )
 
 
+_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
 def _usage_from(raw: Any) -> LLMUsage:
-    """Usage from a streamed chunk's `usage` object (a dict)."""
-    if not isinstance(raw, dict):
+    """Token usage from a completion's `usage`: openai's typed object (a plain call), or
+    a streamed chunk's plain dict. None, or a field missing, counts as zero."""
+    if raw is None:
         return LLMUsage()
-    return LLMUsage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-    )
+    if not isinstance(raw, dict):
+        raw = {field: getattr(raw, field, None) for field in _USAGE_FIELDS}
+    return LLMUsage(**{field: int(raw.get(field) or 0) for field in _USAGE_FIELDS})
 
 
 def _log_result(result: LLMResult) -> None:
