@@ -37,7 +37,7 @@ from a2a.utils.push_url_validator import validate_push_notification_url
 
 from actorchestra.actors.agent import Turn
 from actorchestra.actors.executor import STREAMING_STATE, SkillExecutor
-from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
+from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, config_revision
 from actorchestra.actors.task_store import BoundedTaskStore
 from actorchestra.protocol.cards import build_agent_card
 from actorchestra.protocol.channel import ChannelServer, Op, ReplicaStatus, pack_status
@@ -60,6 +60,8 @@ class AgentActor:
         self.spec = spec
         self.replica = replica
         self.options = options or AgentRuntimeOptions()
+        # what it runs with: a deploy replaces a replica whose revision is not its own
+        self.revision = config_revision(spec, base_url, self.options)
         agent_cls = spec.load_class()
         self.agent = agent_cls(**spec.options)
         self.agent.attach(spec.name, self.options)
@@ -264,4 +266,8 @@ class AgentActor:
         )
 
     async def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec.model_dump(), "info": self.info.model_dump()}
+        return {
+            "spec": self.spec.model_dump(),
+            "info": self.info.model_dump(),
+            "revision": self.revision,
+        }

@@ -54,8 +54,8 @@ def _own_namespace() -> str:
     return str(context.namespace)
 
 
-def _replica_handles(agent: str) -> list[object]:
-    """The target's replica actor handles, in index order (blocking)."""
+def _replica_handles(agent: str) -> tuple[str, list[object]]:
+    """The target's namespace and replica actor handles, in index order (blocking)."""
     namespace = _own_namespace()
     handles = []
     for index in range(MAX_REPLICAS):
@@ -67,7 +67,7 @@ def _replica_handles(agent: str) -> list[object]:
         raise AgentNotFoundError(
             f"no local agent named {agent!r} is running (namespace {namespace!r})"
         )
-    return handles
+    return namespace, handles
 
 
 class LocalAgentLink:
@@ -81,8 +81,8 @@ class LocalAgentLink:
     async def _get_endpoint(self) -> LocalAgentEndpoint:
         async with self._lock:
             if self._endpoint is None:
-                handles = await asyncio.to_thread(_replica_handles, self.agent)
-                self._endpoint = LocalAgentEndpoint(self.agent, handles)
+                namespace, handles = await asyncio.to_thread(_replica_handles, self.agent)
+                self._endpoint = LocalAgentEndpoint(self.agent, handles, namespace)
             return self._endpoint
 
     async def send(self, text: str, user: str = "") -> str:

@@ -26,12 +26,14 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import ray
 from a2a.types import a2a_pb2
 from a2a.utils.errors import A2AError, InternalError, TaskNotFoundError
 from a2a.utils.task import ListTasksCursor, encode_list_tasks_cursor
 from google.protobuf.message import Message
 from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayTaskError
 
+from actorchestra.actors.spec import actor_name
 from actorchestra.protocol.channel import (
     ChannelClient,
     ChannelClosedError,
@@ -83,9 +85,17 @@ class ReplicaChannel:
     for the registry.
     """
 
-    def __init__(self, handle: Any, connect_timeout_s: float = _CONNECT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        handle: Any,
+        connect_timeout_s: float = _CONNECT_TIMEOUT_S,
+        named: tuple[str, str] | None = None,
+    ) -> None:
         self.handle = handle
         self._connect_timeout_s = connect_timeout_s
+        # (actor name, namespace): where to look for the replica that a deploy made in
+        # place of a killed one, whose handle is dead for good
+        self._named = named
         self._client: ChannelClient | None = None
         self._lock = asyncio.Lock()
 
@@ -109,7 +119,12 @@ class ReplicaChannel:
         timeout = self._connect_timeout_s
         try:
             async with asyncio.timeout(timeout):
-                host, port, token = await self.handle.open_channel.remote()
+                try:
+                    host, port, token = await self.handle.open_channel.remote()
+                except ActorDiedError:
+                    if not await self._found_again():
+                        raise
+                    host, port, token = await self.handle.open_channel.remote()
                 return await ChannelClient.connect(host, port, token, timeout)
         except RayTaskError as e:
             raise _cause(e) from None
@@ -118,6 +133,21 @@ class ReplicaChannel:
                 f"no channel within {timeout:g}s (the actor is restarting, or its event loop "
                 "is blocked)"
             ) from None
+
+    async def _found_again(self) -> bool:
+        """Whether an actor other than the dead one now has the replica's name (a
+        deploy replaced it); the handle then points to it."""
+        if self._named is None:
+            return False
+        name, namespace = self._named
+        try:
+            handle = await asyncio.to_thread(ray.get_actor, name, namespace)
+        except ValueError:
+            return False
+        if handle._actor_id == self.handle._actor_id:  # no public accessor for the id
+            return False
+        self.handle = handle
+        return True
 
     async def ping(self) -> ReplicaStatus:
         """The replica's status, asked over the channel (tens of microseconds, where a
@@ -135,13 +165,21 @@ class ReplicaChannel:
 class LocalAgentEndpoint(AgentEndpoint):
     """The A2A operations of one local agent, spread over its actor replicas."""
 
-    def __init__(self, name: str, replicas: list[Any]) -> None:
+    def __init__(self, name: str, replicas: list[Any], namespace: str | None = None) -> None:
+        """`namespace`: the agent's, where a replica a deploy replaced is found again by
+        its name (without it, a replica is reached only through the handle given)."""
         self.name = name
         self._replicas = replicas
         n = len(replicas)
         self._in_flight = [0] * n
         self._down_until = [0.0] * n
-        self._channels = [ReplicaChannel(handle) for handle in replicas]
+        self._channels = [
+            ReplicaChannel(
+                handle,
+                named=None if namespace is None else (actor_name(name, i), namespace),
+            )
+            for i, handle in enumerate(replicas)
+        ]
         self._rr = itertools.count()
 
     # -- transport --------------------------------------------------------------------
@@ -153,6 +191,13 @@ class LocalAgentEndpoint(AgentEndpoint):
             f"agent {self.name!r} replica {index} is not reachable (restarting or stopped); "
             "retry in a few seconds"
         )
+
+    def take_channels(self, old: LocalAgentEndpoint) -> None:
+        """Reuse `old`'s open channels for the replicas both have (this endpoint replaces
+        it after the agent's replica count changed); those of replicas it alone had go
+        with their actors, which the deploy retired."""
+        for index in range(min(len(self._channels), len(old._channels))):
+            self._channels[index] = old._channels[index]
 
     async def connect_all(self) -> None:
         """Open every replica's channel now, so that no first message waits for one.
@@ -227,7 +272,7 @@ class LocalAgentEndpoint(AgentEndpoint):
     async def card(self) -> a2a_pb2.AgentCard:
         index = self._pick()
         try:
-            return unpack(await self._replicas[index].get_card.remote())
+            return unpack(await self._channels[index].handle.get_card.remote())
         except RayTaskError as e:
             raise _cause(e) from None
         except _TRANSPORT_ERRORS as e:

@@ -146,6 +146,7 @@ class RegistryService(Registry):
                 card.supported_interfaces[0].url,
                 count,
                 concurrency=described["spec"].get("concurrency"),
+                revision=described.get("revision"),
             )
 
     async def register_local(
@@ -156,7 +157,13 @@ class RegistryService(Registry):
         endpoint: str,
         replicas: int,
         concurrency: int | None = None,
+        revision: str | None = None,
     ) -> dict[str, Any]:
+        previous = next((e for e in self.list() if e.name == name), None)
+        if previous is not None and previous.revision != revision:
+            # A deploy replaced its replicas: the channels reach the old processes.
+            for key in [k for k in self._channels if k[0] == name]:
+                await self._channels.pop(key).close()
         entry = await self.register(
             name,
             AgentKind.LOCAL,
@@ -165,6 +172,7 @@ class RegistryService(Registry):
             endpoint,
             replicas,
             concurrency=concurrency,
+            revision=revision,
         )
         return entry.summary()
 
@@ -204,6 +212,11 @@ class RegistryService(Registry):
 
     async def remove(self, name: str) -> None:
         await self.unregister(name)
+
+    async def remove_if_local(self, name: str) -> None:
+        entry = next((e for e in self.list() if e.name == name), None)
+        if entry is not None and entry.kind == AgentKind.LOCAL:
+            await self.unregister(name)
 
     async def _probe_replica(self, entry: AgentEntry, index: int) -> ProbeResult:
         if entry.kind == AgentKind.REMOTE:

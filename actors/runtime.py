@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -21,8 +22,9 @@ from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.endpoint import LocalAgentEndpoint
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.registry_service import RegistryService
-from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, actor_name
+from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, actor_name, config_revision
 from actorchestra.protocol.codec import unpack
+from actorchestra.protocol.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +89,10 @@ class RegistryHandle:
         endpoint: str,
         replicas: int,
         concurrency: int | None = None,
+        revision: str | None = None,
     ) -> dict[str, Any]:
         return await self._h.register_local.remote(
-            name, info, card, endpoint, replicas, concurrency
+            name, info, card, endpoint, replicas, concurrency, revision
         )
 
     async def register_remote(self, card_url: str, name: str | None = None) -> dict[str, Any]:
@@ -116,6 +119,10 @@ class RegistryHandle:
     async def remove(self, name: str) -> None:
         await self._h.remove.remote(name)
 
+    async def remove_if_local(self, name: str) -> None:
+        """Forget a local agent a deploy retired (a third party of that name stays)."""
+        await self._h.remove_if_local.remote(name)
+
 
 def ensure_registry(
     namespace: str,
@@ -137,24 +144,125 @@ def ensure_registry(
     return RegistryHandle(handle)
 
 
+# How long a deploy waits for a replica it replaces to be gone, and for the new one to
+# answer (a fresh process imports the agent's code: seconds).
+REPLACE_TIMEOUT_S = 120.0
+# How long a replica to be replaced gets to finish the requests it is running.
+DRAIN_S = 30.0
+
+
 def ensure_agent(
     spec: AgentSpec, namespace: str, base_url: str, options: AgentRuntimeOptions
 ) -> list[Any]:
-    """The agent's replica actors, created where missing (idempotent across callers)."""
-    handles = []
-    for index in range(spec.replicas):
-        handles.append(
-            AgentActorRemote.options(
-                **runtime_actor(
-                    actor_name(spec.name, index),
-                    namespace,
-                    max_concurrency=spec.max_concurrency,
-                    num_cpus=spec.num_cpus,
-                    runtime_env={"env_vars": options.agent_process_env()},
-                )
-            ).remote(spec, index, base_url, options)
+    """The agent's replica actors, created where missing (idempotent across callers).
+
+    A running replica of another revision (the agent's class, options, limits or card,
+    or the runtime's agent options changed: a deploy of a changed config) is replaced,
+    one replica at a time so that the others go on serving: it gets up to `DRAIN_S` to
+    finish what it is running, then it is killed and made again under its name. Work
+    it still had then fails there (the planner retries a subtask elsewhere).
+    """
+    revision = config_revision(spec, base_url, options)
+    handles = [_agent_replica(spec, i, namespace, base_url, options) for i in range(spec.replicas)]
+    # asked of all at once: new replicas start in parallel
+    running = [_revision(ref) for ref in [handle.describe.remote() for handle in handles]]
+    for index, (handle, found) in enumerate(zip(handles, running, strict=True)):
+        if found == revision:
+            continue
+        logger.warning(
+            "agent %s replica %d runs revision %s, the config %s: replacing it",
+            spec.name,
+            index,
+            found,
+            revision,
         )
+        _drain(handle, DRAIN_S)
+        _kill_and_wait(handle, actor_name(spec.name, index))
+        handles[index] = _agent_replica(spec, index, namespace, base_url, options)
+        now = _revision(handles[index].describe.remote())
+        if now != revision:  # another deploy, with another config, got there first
+            raise ConfigError(
+                f"agent {spec.name!r} replica {index} was made again with revision {now}, "
+                f"not this deploy's {revision}: two deploys of different configs at once?"
+            )
     return handles
+
+
+def _agent_replica(
+    spec: AgentSpec, index: int, namespace: str, base_url: str, options: AgentRuntimeOptions
+) -> Any:
+    return AgentActorRemote.options(
+        **runtime_actor(
+            actor_name(spec.name, index),
+            namespace,
+            max_concurrency=spec.max_concurrency,
+            num_cpus=spec.num_cpus,
+            runtime_env={"env_vars": options.agent_process_env()},
+        )
+    ).remote(spec, index, base_url, options)
+
+
+def _revision(described: Any) -> str | None:
+    """The revision a replica's `describe` reference names: None for a replica that
+    died for good (another deploy killed it) or predates revisions. A replica that
+    cannot start (its class does not import) raises: the config is wrong, not old."""
+    try:
+        return ray.get(described, timeout=REPLACE_TIMEOUT_S).get("revision")
+    except ray.exceptions.ActorDiedError as e:
+        if e.actor_init_failed:
+            raise
+        return None
+
+
+def _drain(handle: Any, grace_s: float) -> None:
+    """Wait until the replica runs no request, for at most `grace_s`."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            status = ray.get(handle.ping.remote(), timeout=2.0)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return  # dead already, or hung: nothing to wait for
+        if status.in_flight == 0:
+            return
+        time.sleep(0.2)
+
+
+def _kill_and_wait(handle: Any, name: str) -> None:
+    """Kill a replica for good and wait until Ray has let go of its name."""
+    ray.kill(handle, no_restart=True)
+    deadline = time.monotonic() + REPLACE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            ray.get(handle.describe.remote(), timeout=1.0)
+        except ray.exceptions.RayActorError:
+            return  # dead: Ray released its name with it
+        except ray.exceptions.GetTimeoutError:
+            pass
+        time.sleep(0.1)
+    raise ConfigError(f"replica {name!r} was killed but did not stop within {REPLACE_TIMEOUT_S}s")
+
+
+def retire_agents(namespace: str, keep: dict[str, int]) -> list[str]:
+    """Kill the agent replicas a deploy no longer has: agents gone from the config,
+    and replicas past an agent's new count. Returns the names of the agents gone."""
+    gone: set[str] = set()
+    for item in ray.util.list_named_actors(all_namespaces=True):
+        if item.get("namespace") != namespace:
+            continue
+        parts = str(item.get("name", "")).split(":")
+        if len(parts) != 3 or parts[0] != "agent" or not parts[2].isdigit():
+            continue
+        agent, index = parts[1], int(parts[2])
+        if index < keep.get(agent, 0):
+            continue
+        if agent not in keep:
+            gone.add(agent)
+        logger.warning("retiring %s: not in this deploy's config", item["name"])
+        try:
+            ray.kill(ray.get_actor(item["name"], namespace=namespace), no_restart=True)
+        except ValueError:  # gone meanwhile
+            continue
+    return sorted(gone)
 
 
 async def register_agent(registry: RegistryHandle, spec: AgentSpec, handles: list[Any]) -> None:
@@ -168,11 +276,12 @@ async def register_agent(registry: RegistryHandle, spec: AgentSpec, handles: lis
         card.supported_interfaces[0].url,
         spec.replicas,
         spec.concurrency,
+        described.get("revision"),
     )
 
 
-def local_endpoint(spec: AgentSpec, handles: list[Any]) -> LocalAgentEndpoint:
-    return LocalAgentEndpoint(spec.name, handles)
+def local_endpoint(spec: AgentSpec, handles: list[Any], namespace: str) -> LocalAgentEndpoint:
+    return LocalAgentEndpoint(spec.name, handles, namespace)
 
 
 def kill_namespace(namespace: str) -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import os
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from actorchestra.actors.agent import Agent
 from actorchestra.actors.llm.config import LLMConfig
@@ -105,6 +107,25 @@ AGENT_SETUP_HOOK = "actorchestra.actors.worker_setup.setup"
 
 # Set in agent actor processes only: they serve A2A over the direct channel, never gRPC.
 AGENT_PROCESS_ENV = "ACTORCHESTRA_AGENT_PROCESS"
+
+
+def config_revision(spec: AgentSpec, base_url: str, options: AgentRuntimeOptions) -> str:
+    """What one replica of `spec` runs with, as a short digest.
+
+    A deploy replaces the running replicas whose revision differs from its own: the
+    class, its options, the limits, the card's description or URL, or the runtime
+    options (LLM, tools, tracing) changed. The replica count is left out: adding or
+    removing replicas leaves the others as they are.
+    """
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, SecretStr):  # a new API key is a new revision too
+            return value.get_secret_value()
+        return str(value)  # a date from YAML, say
+
+    doc = [spec.model_dump(exclude={"replicas"}), base_url, options.model_dump()]
+    text = json.dumps(doc, sort_keys=True, default=plain)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def actor_name(agent: str, replica: int) -> str:

@@ -47,6 +47,9 @@ class AgentEntry(BaseModel):
         default=None, description="skills one replica runs at once; None: no limit"
     )
     replicas: list[ReplicaState] = Field(default_factory=list)
+    revision: str | None = Field(
+        default=None, description="local: the config its replicas run (a deploy's digest)"
+    )
     registered_at: float = Field(default_factory=time.time)
 
     @property
@@ -74,6 +77,7 @@ class AgentEntry(BaseModel):
             "health": self.health.value,
             "in_flight": self.in_flight,
             "concurrency": self.concurrency,
+            "revision": self.revision,
             "replicas": [r.model_dump() for r in self.replicas],
             "skills": [s.model_dump() for s in self.info.skills],
         }

@@ -77,15 +77,21 @@ class Registry:
         replicas: int = 1,
         card_url: str | None = None,
         concurrency: int | None = None,
+        revision: str | None = None,
     ) -> AgentEntry:
-        """Add or replace an agent; replica health starts unknown until the first probe."""
+        """Add or replace an agent; replica health starts unknown until the first probe.
+
+        Registered again with the same revision (a deploy that left it as it was), its
+        replicas keep what the probes found; with another, they are new processes.
+        """
         async with self._lock:
             existing = self._agents.get(name)
             if existing is not None and existing.kind != kind:
                 raise InvalidInputError(
                     f"an agent named {name!r} is already registered as {existing.kind.value}"
                 )
-            old = {r.index: r for r in existing.replicas} if existing else {}
+            same = existing is not None and existing.revision == revision
+            old = {r.index: r for r in existing.replicas} if same and existing else {}
             entry = AgentEntry(
                 name=name,
                 kind=kind,
@@ -94,6 +100,7 @@ class Registry:
                 endpoint=endpoint,
                 card_url=card_url,
                 concurrency=concurrency,
+                revision=revision,
                 replicas=[old.get(i, ReplicaState(index=i)) for i in range(replicas)],
             )
             self._agents[name] = entry

@@ -27,6 +27,7 @@ from actorchestra.actors.runtime import (
     ensure_registry,
     local_endpoint,
     register_agent,
+    retire_agents,
 )
 from actorchestra.actors.spec import AgentSpec
 from actorchestra.protocol.codec import unpack
@@ -68,7 +69,7 @@ class Ingress:
                 spec, rt.namespace, self.config.agent_base_url(spec.name), rt.agent
             )
             await register_agent(self.registry, spec, handles)
-            self.endpoints[spec.name] = local_endpoint(spec, handles)
+            self.endpoints[spec.name] = local_endpoint(spec, handles, rt.namespace)
             self.cards[spec.name] = unpack(await handles[0].get_card.remote())
         self.llm = LLMEndpoint(
             rt.agent.llm, offline=rt.llm_offline, allowed_hosts=rt.agent.tools.allowed_hosts
@@ -94,8 +95,12 @@ class Ingress:
             orchestrator, rt.namespace, self.config.agent_base_url(ORCHESTRATOR), rt.agent
         )
         await register_agent(self.registry, orchestrator, handles)
-        self.endpoints[ORCHESTRATOR] = local_endpoint(orchestrator, handles)
+        self.endpoints[ORCHESTRATOR] = local_endpoint(orchestrator, handles, rt.namespace)
         self.cards[ORCHESTRATOR] = unpack(await handles[0].get_card.remote())
+        # Agents and replicas an earlier deploy had and this one has not.
+        keep = {spec.name: spec.replicas for spec in self.config.agents} | {ORCHESTRATOR: 1}
+        for name in await asyncio.to_thread(retire_agents, rt.namespace, keep):
+            await self.registry.remove_if_local(name)
         # The planner outlives deploys: one that was running takes this deploy's options.
         await self.planner.reconfigure(planner_options)
         self.replica = current_replica()  # named on every response (X-Actorchestra-Replica)

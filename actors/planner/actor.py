@@ -106,6 +106,13 @@ class RayPlanner(Planner):
             self._registry_handle = RegistryHandle(handle)
         return await self._registry_handle.list()
 
+    async def _retired(self, name: str) -> bool:
+        try:
+            await asyncio.to_thread(ray.get_actor, actor_name(name, 0), self._namespace)
+        except ValueError:
+            return True
+        return False
+
     async def _endpoint(self, name: str, replicas: int) -> AgentEndpoint:
         handles = await asyncio.to_thread(
             lambda: [
@@ -113,7 +120,10 @@ class RayPlanner(Planner):
                 for i in range(replicas)
             ]
         )
-        endpoint = LocalAgentEndpoint(name, handles)
+        endpoint = LocalAgentEndpoint(name, handles, self._namespace)
+        previous = self.pool.agents.get(name)
+        if previous is not None and isinstance(previous.endpoint, LocalAgentEndpoint):
+            endpoint.take_channels(previous.endpoint)  # a new replica count: keep the open ones
         # Channels open behind the first dispatch, not in its way.
         task = asyncio.get_running_loop().create_task(endpoint.connect_all())
         self._connecting.add(task)

@@ -132,8 +132,11 @@ class Planner:
         third-party agents: the next request is checked against the new allow-list and
         waits the new timeout (on the client the planner made; an injected `remote_http`
         stays as given). The history stays in the data dir the planner started with
-        (its store, the `history` actor, outlives a deploy too).
+        (its store, the `history` actor, outlives a deploy too). A pool already known
+        is read again from the registry: the deploy may have changed the agents.
         """
+        if self.pool.agents:
+            await self.refresh_pool(force=True)
         if options.data_dir != self.options.data_dir:
             logger.warning(
                 "the planner keeps its history in %s; data_dir %s takes effect when the "
@@ -169,9 +172,12 @@ class Planner:
             self.pool.cpus = await self._cpus()
             listed = {row["name"] for row in rows}
             for name, info in list(self.pool.agents.items()):
-                # An unregistered third party gets no new subtask. Local agents stay: a
-                # registry that restarted lists them again only once it rediscovers them.
-                if name not in listed and isinstance(info.endpoint, RemoteAgentEndpoint):
+                # An unregistered third party gets no new subtask, nor a local agent a
+                # deploy retired. Other local agents stay: a registry that restarted
+                # lists them again only once it rediscovers them.
+                if name in listed:
+                    continue
+                if isinstance(info.endpoint, RemoteAgentEndpoint) or await self._retired(name):
                     del self.pool.agents[name]
             for row in rows:
                 if row["name"] == ORCHESTRATOR:
@@ -190,12 +196,20 @@ class Planner:
                     )
                     info = AgentInfo(name, set(), capacity, endpoint, replicas, batches=not remote)
                     self.pool.agents[name] = info
+                elif not remote and replicas != info.replicas:
+                    # A deploy changed its replica count; subtasks out keep their load.
+                    info.endpoint = await self._endpoints(name, replicas)
                 info.skills = {s["id"] for s in row.get("skills", [])}
                 info.capacity = capacity
                 info.replicas = replicas
                 info.concurrency = row.get("concurrency") or None
                 info.healthy = row.get("health") in ("healthy", "degraded", "unknown")
             self._pool_at = time.monotonic()
+
+    async def _retired(self, name: str) -> bool:
+        """Whether a local agent the registry no longer lists is gone for good (a deploy
+        retired it); the Ray planner asks Ray."""
+        return False
 
     async def _cpus(self) -> int:
         """CPUs to run the agents' work on: this machine's (the Ray planner: the cluster's)."""

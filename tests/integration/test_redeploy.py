@@ -30,6 +30,7 @@ APP = "actorchestra-redeploy"
 PREFIX = "/redeploy"
 NAMESPACE = "actorchestra-test-redeploy"
 OTEL = "OTEL_INSTRUMENTATION_A2A_SDK_ENABLED"
+LAB = {"name": "lab", "cls": "tests.agents:LabAgent"}
 
 
 @dataclass
@@ -38,7 +39,12 @@ class Deployed:
     runtime: Runtime
     data_dir: Path
 
-    def deploy(self, allowed_hosts: list[str], probe_timeout_s: float) -> None:
+    def deploy(
+        self,
+        allowed_hosts: list[str],
+        probe_timeout_s: float,
+        agents: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Deploy (or deploy again) with these settings; returns once it serves them."""
         from ray import serve
 
@@ -46,7 +52,7 @@ class Deployed:
 
         app = build_runtime(
             {
-                "agents": [{"name": "lab", "cls": "tests.agents:LabAgent"}],
+                "agents": agents or [LAB],
                 "runtime": {
                     "namespace": NAMESPACE,
                     "public_url": self.base,
@@ -196,3 +202,63 @@ async def test_a_restarted_registry_finds_its_agents_and_probes_them_again(
         return probed and row["health"] == "healthy"
 
     await async_wait_for(lab_probed, 30, "the lab agent listed and probed after the restart")
+
+
+async def test_a_redeploy_replaces_changed_agents_and_retires_dropped_ones(
+    deployed: Deployed, http: httpx.AsyncClient
+) -> None:
+    """Agent actors outlive a deploy too; one whose config changed is replaced (after
+    the work it runs), and what the new config no longer has is stopped."""
+    import ray
+
+    base = deployed.base
+    settings = {"allowed_hosts": [], "probe_timeout_s": 2.0}
+    await asyncio.to_thread(deployed.deploy, **settings)  # as the module started
+    before = (await http.get(f"{base}/v1/agents/lab")).json()
+    old_pid = before["replicas"][0]["pid"]
+    async with Client(base) as client:
+        running = await client.submit(
+            "nap", workflow=_step("lab", "sleep", "sleep 1.5"), synthesize=False
+        )
+        changed = {**LAB, "description": "the lab, revised", "replicas": 2, "concurrency": 1}
+        spare = {"name": "spare", "cls": "actorchestra.actors.examples:EchoAgent"}
+        await asyncio.to_thread(deployed.deploy, **settings, agents=[changed, spare])
+
+        # The replaced replica finished its work first.
+        assert (await client.wait(running, timeout_s=30))["state"] == "completed"
+        lab = (await http.get(f"{base}/v1/agents/lab")).json()
+        assert lab["revision"] != before["revision"]
+        assert lab["concurrency"] == 1 and len(lab["replicas"]) == 2
+        assert lab["description"] == "the lab, revised"
+        card = (await http.get(f"{base}/a2a/lab/.well-known/agent-card.json")).json()
+        assert card["description"] == "the lab, revised"
+        assert _actor_pid("agent:lab:0") != old_pid
+
+        # The planner reaches both replicas of the new deploy: two one-at-a-time
+        # steps run side by side, one on each.
+        started = time.monotonic()
+        pair = {
+            "kind": "parallel",
+            "steps": [{"agent": "lab", "skill": "sleep", "input": "sleep 1"} for _ in "ab"],
+        }
+        task = await client.run("pair", workflow=pair, synthesize=False, timeout_s=30)
+        assert task["state"] == "completed", task["error"]
+        assert time.monotonic() - started < 1.9  # not one after the other on one replica
+
+        # Deployed again without `spare` and with one lab replica.
+        await asyncio.to_thread(deployed.deploy, **settings)
+        assert (await http.get(f"{base}/v1/agents/spare")).status_code == 404
+        lab = (await http.get(f"{base}/v1/agents/lab")).json()
+        assert len(lab["replicas"]) == 1 and lab["concurrency"] is None
+        names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                 if a["namespace"] == NAMESPACE}  # fmt: skip
+        assert "agent:lab:0" in names
+        assert not names & {"agent:lab:1", "agent:spare:0"}
+        r = await http.post(
+            f"{base}/v1/tasks", json={"input": "x", "workflow": _step("spare", "echo", "hi")}
+        )
+        assert r.status_code == 422 and "spare" in r.text, r.text
+        task = await client.run(
+            "nap", workflow=_step("lab", "sleep", "sleep 0.1"), synthesize=False, timeout_s=30
+        )
+        assert task["state"] == "completed", task["error"]

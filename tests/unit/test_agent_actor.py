@@ -209,12 +209,41 @@ async def test_card_and_describe() -> None:
     assert {i.url for i in card.supported_interfaces} == {"http://127.0.0.1:8000/a2a/text"}
     described = await actor.describe()
     assert described["spec"]["name"] == "text"
+    assert described["revision"] == actor.revision
     assert {s["id"] for s in described["info"]["skills"]} == {
         "word_count",
         "uppercase",
         "stream",
         "greet",
     }
+
+
+def test_the_revision_follows_what_a_replica_runs_and_not_how_many_there_are() -> None:
+    """A deploy replaces a replica whose revision is not the config's: a changed class,
+    option, limit, card or runtime option (an API key too) is a new revision; another
+    replica count is not."""
+    from actorchestra.actors.llm.config import LLMConfig
+    from actorchestra.actors.spec import config_revision
+
+    url = "http://127.0.0.1:8000/a2a/text"
+    base = config_revision(TEXT_SPEC, url, AgentRuntimeOptions())
+    assert _actor().revision == base
+    assert (
+        config_revision(TEXT_SPEC.model_copy(update={"replicas": 5}), url, AgentRuntimeOptions())
+        == base
+    )
+    changed = [
+        config_revision(
+            TEXT_SPEC.model_copy(update={"concurrency": 2}), url, AgentRuntimeOptions()
+        ),
+        config_revision(
+            TEXT_SPEC.model_copy(update={"options": {"x": 1}}), url, AgentRuntimeOptions()
+        ),
+        config_revision(TEXT_SPEC, url + "/v2", AgentRuntimeOptions()),
+        config_revision(TEXT_SPEC, url, AgentRuntimeOptions(llm=LLMConfig(api_key="sk-one"))),
+        config_revision(TEXT_SPEC, url, AgentRuntimeOptions(llm=LLMConfig(api_key="sk-two"))),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)
 
 
 # -- outcomes -----------------------------------------------------------------------------

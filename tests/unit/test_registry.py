@@ -136,6 +136,18 @@ async def test_reregistering_keeps_known_replica_health(reg: Registry, probes: P
     assert [r.healthy for r in entry.replicas] == [True]
 
 
+async def test_another_revision_starts_its_replicas_unknown(reg: Registry) -> None:
+    """Registered again with another revision (a deploy replaced its processes), what
+    the probes knew of the old replicas no longer holds."""
+    await _register(reg, TEXT, replicas=2, revision="r1")
+    await reg.check_health()
+    entry = await _register(reg, TEXT, replicas=2, revision="r1")
+    assert [r.healthy for r in entry.replicas] == [True, True]
+    entry = await _register(reg, TEXT, replicas=2, revision="r2")
+    assert [r.healthy for r in entry.replicas] == [None, None]
+    assert entry.summary()["revision"] == "r2"
+
+
 def test_summary_shape() -> None:
     entry = AgentEntry(
         name="math", kind=AgentKind.REMOTE, info=MATH, card={}, endpoint="http://h/a2a/math"
