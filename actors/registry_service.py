@@ -60,6 +60,7 @@ class RegistryService(Registry):
         self._guard = card_guard(allowed_hosts, resolve)
         self._http: httpx.AsyncClient | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._deployed_at = 0.0  # of the newest deploy whose settings it took
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -83,12 +84,21 @@ class RegistryService(Registry):
         allowed_hosts: Sequence[str] | None = None,
         health_interval_s: float | None = None,
         probe_timeout_s: float | None = None,
+        deployed_at: float | None = None,
     ) -> None:
         """Rediscover local agents and start the health loop (idempotent).
 
         Each setting given replaces the registry's own: the registry actor outlives a
-        deploy, and each deploy's ingress brings its settings.
+        deploy, and each deploy's ingress brings its settings, again every few seconds
+        (a registry that Ray restarted starts with the first deploy's). Settings of a
+        deploy older than the newest seen (`deployed_at`) are ignored: an ingress
+        replica of the previous deploy can still be running for a moment.
         """
+        if deployed_at is not None:
+            if deployed_at < self._deployed_at:
+                allowed_hosts = health_interval_s = probe_timeout_s = None
+            else:
+                self._deployed_at = deployed_at
         if allowed_hosts is not None:
             self.set_allowed_hosts(allowed_hosts)
         if health_interval_s is not None:

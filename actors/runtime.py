@@ -123,24 +123,37 @@ class RegistryHandle:
         """Forget a local agent a deploy retired (a third party of that name stays)."""
         await self._h.remove_if_local.remote(name)
 
+    async def start(
+        self,
+        allowed_hosts: Sequence[str],
+        health_interval_s: float,
+        probe_timeout_s: float,
+        deployed_at: float,
+    ) -> None:
+        """Hand the registry a deploy's settings again (see `RegistryService.start`)."""
+        await self._h.start.remote(
+            list(allowed_hosts), health_interval_s, probe_timeout_s, deployed_at
+        )
+
 
 def ensure_registry(
     namespace: str,
     health_interval_s: float = 1.0,
     probe_timeout_s: float = 2.0,
     allowed_hosts: Sequence[str] = (),
+    deployed_at: float | None = None,
 ) -> RegistryHandle:
     """The registry actor, created on first use; its health loop is started.
 
     `allowed_hosts`: private or loopback hosts its card fetches may reach (third-party
     agents). The settings are given to an existing registry too, so that a redeploy's
-    take effect.
+    take effect (`deployed_at`: when that deploy began; see `RegistryService.start`).
     """
     allowed = list(allowed_hosts)
     handle = RegistryActorRemote.options(
         **runtime_actor(REGISTRY_NAME, namespace, max_concurrency=1000)
     ).remote(namespace, health_interval_s, probe_timeout_s, allowed)
-    ray.get(handle.start.remote(allowed, health_interval_s, probe_timeout_s))
+    ray.get(handle.start.remote(allowed, health_interval_s, probe_timeout_s, deployed_at))
     return RegistryHandle(handle)
 
 

@@ -47,6 +47,9 @@ from actorchestra.serve_apps.task_routes import add_task_routes
 
 logger = logging.getLogger(__name__)
 
+# How often each ingress replica hands the registry and planner its deploy's settings.
+REASSERT_S = 5.0
+
 
 @serve.ingress()
 class Ingress:
@@ -55,12 +58,14 @@ class Ingress:
     async def __init__(self, config: AppConfig | dict[str, Any]) -> None:
         self.config = config if isinstance(config, AppConfig) else AppConfig.model_validate(config)
         rt = self.config.runtime
+        self.deployed_at = time.time()  # orders this deploy's settings after earlier ones
         self.registry: RegistryHandle = ensure_registry(
             rt.namespace,
             rt.health_interval_s,
             rt.probe_timeout_s,
             # third-party card URLs follow the same allow-list as the tools' fetches
             allowed_hosts=rt.agent.tools.allowed_hosts,
+            deployed_at=self.deployed_at,
         )
         self.endpoints: dict[str, LocalAgentEndpoint] = {}
         self.cards: dict[str, Any] = {}
@@ -102,9 +107,31 @@ class Ingress:
         for name in await asyncio.to_thread(retire_agents, rt.namespace, keep):
             await self.registry.remove_if_local(name)
         # The planner outlives deploys: one that was running takes this deploy's options.
-        await self.planner.reconfigure(planner_options)
+        await self.planner.reconfigure(planner_options, self.deployed_at)
         self.replica = current_replica()  # named on every response (X-Actorchestra-Replica)
         self.started_at = time.time()
+        self._settings = asyncio.create_task(self._reassert(planner_options))
+
+    async def _reassert(self, planner_options: PlannerOptions) -> None:
+        """Hand the registry and the planner this deploy's settings every few seconds.
+
+        Ray restarts a detached actor whose process died with the arguments it was first
+        made with, which are the first deploy's: without this, a registry or planner
+        that crashed after a redeploy would go back to older settings for good.
+        """
+        rt = self.config.runtime
+        while True:
+            await asyncio.sleep(REASSERT_S)
+            try:
+                await self.registry.start(
+                    rt.agent.tools.allowed_hosts,
+                    rt.health_interval_s,
+                    rt.probe_timeout_s,
+                    self.deployed_at,
+                )
+                await self.planner.reconfigure(planner_options, self.deployed_at)
+            except Exception as e:  # restarting right now: the next round tells it
+                logger.info("could not hand the runtime actors their settings: %r", e)
 
     def __serve_build_asgi_app__(self) -> Any:
         return build_fastapi(self)

@@ -154,9 +154,9 @@ class PlannerHandle:
                 f"the planner is not running ({e!r}); retry shortly"
             ) from None
 
-    async def reconfigure(self, options: PlannerOptions) -> None:
+    async def reconfigure(self, options: PlannerOptions, deployed_at: float | None = None) -> None:
         """Hand the planner a deploy's options (see `Planner.reconfigure`); idempotent."""
-        await self._call(self._h.reconfigure.remote(options))
+        await self._call(self._h.reconfigure.remote(options, deployed_at))
 
     async def submit(self, body: dict[str, Any]) -> str:
         return await self._call(self._h.submit.remote(body))

@@ -103,6 +103,7 @@ class Planner:
         self._endpoints = endpoints
         self._remote_http = remote_http
         self._remote_guard: NetGuard | None = None  # the guard of a client made here
+        self._deployed_at = 0.0  # of the newest deploy whose options it took
         if store is None:
             Path(options.data_dir).mkdir(parents=True, exist_ok=True)
             store = DuckDBHistoryStore(HistoryConfig(path=str(history_path(options.data_dir))))
@@ -124,8 +125,13 @@ class Planner:
         self._llm = _llm_client(self.options.llm)
         self._started = True
 
-    async def reconfigure(self, options: PlannerOptions) -> None:
+    async def reconfigure(self, options: PlannerOptions, deployed_at: float | None = None) -> None:
         """Take a deploy's options: the planner actor outlives deploys (idempotent).
+
+        Each deploy's ingress hands them over again every few seconds (a planner that
+        Ray restarted starts with the first deploy's); those of a deploy older than the
+        newest seen (`deployed_at`) are ignored, as an ingress replica of the previous
+        deploy can still be running for a moment.
 
         Tasks from now on take the new subtask timeout and attempts (running ones keep
         theirs), the planning model and the pool refresh follow, and so do the calls to
@@ -133,10 +139,16 @@ class Planner:
         waits the new timeout (on the client the planner made; an injected `remote_http`
         stays as given). The history stays in the data dir the planner started with
         (its store, the `history` actor, outlives a deploy too). A pool already known
-        is read again from the registry: the deploy may have changed the agents.
+        is read again from the registry when a new deploy hands them over: it may have
+        changed the agents.
         """
-        if self.pool.agents:
-            await self.refresh_pool(force=True)
+        if deployed_at is not None:
+            if deployed_at < self._deployed_at:
+                return
+            new_deploy = deployed_at > self._deployed_at
+            self._deployed_at = deployed_at
+            if new_deploy and self.pool.agents:
+                await self.refresh_pool(force=True)
         if options.data_dir != self.options.data_dir:
             logger.warning(
                 "the planner keeps its history in %s; data_dir %s takes effect when the "

@@ -184,8 +184,11 @@ async def test_a_restarted_registry_finds_its_agents_and_probes_them_again(
     deployed: Deployed, http: httpx.AsyncClient
 ) -> None:
     """Ray restarts a registry whose process dies; no deploy calls it then, so it must
-    rediscover the agents and resume its health loop by itself."""
+    rediscover the agents and resume its health loop by itself. Ray restarts it with
+    the first deploy's settings; the ingress hands it the last deploy's again."""
     import ray
+
+    from actorchestra.serve_apps.ingress import REASSERT_S
 
     registry = ray.get_actor("registry", namespace=NAMESPACE)
     before, killed_at = _actor_pid("registry"), time.time()
@@ -202,6 +205,21 @@ async def test_a_restarted_registry_finds_its_agents_and_probes_them_again(
         return probed and row["health"] == "healthy"
 
     await async_wait_for(lab_probed, 30, "the lab agent listed and probed after the restart")
+
+    # The probe timeout is the redeploy's 0.8 s again, not the first deploy's 2 s.
+    await asyncio.sleep(max(0.0, killed_at + REASSERT_S + 1 - time.time()))
+    async with Client(deployed.base) as client:
+        hang = await client.submit(
+            "hang", workflow=_step("lab", "block", "block 2.5"), synthesize=False
+        )
+
+        async def lab_unhealthy() -> bool:
+            row.update((await http.get(f"{deployed.base}/v1/agents/lab")).json())
+            return row["health"] == "unhealthy"
+
+        await async_wait_for(lab_unhealthy, 10, "the hung lab agent reported unhealthy")
+        assert row["replicas"][0]["last_error"] == "no answer within 0.8s"
+        assert (await client.wait(hang, timeout_s=30))["state"] == "completed"
 
 
 async def test_a_redeploy_replaces_changed_agents_and_retires_dropped_ones(

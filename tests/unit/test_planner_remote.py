@@ -265,3 +265,18 @@ async def test_reconfigure_gives_a_running_planner_a_deploys_allow_list_and_limi
     assert failed["subtasks"][0]["attempts"] == 2  # the deploy's max_attempts, not 3
     # the tasks from before are still there
     assert (await planner.get(refused["task_id"]))["state"] == "failed"
+
+
+async def test_a_planner_takes_no_options_from_a_deploy_older_than_the_newest_seen(
+    tmp_path: Path,
+) -> None:
+    """Each ingress replica hands the planner its deploy's options every few seconds; a
+    replica of the previous deploy, still running for a moment, must not win back."""
+    planner = make_planner(tmp_path, {})
+    new = PlannerOptions(data_dir=str(tmp_path), max_attempts=2)
+    old = PlannerOptions(data_dir=str(tmp_path), max_attempts=5)
+    await planner.reconfigure(new, deployed_at=200.0)
+    await planner.reconfigure(old, deployed_at=100.0)
+    assert planner.options.max_attempts == 2
+    await planner.reconfigure(old, deployed_at=300.0)  # a newer deploy, whatever it says
+    assert planner.options.max_attempts == 5
