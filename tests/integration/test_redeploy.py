@@ -120,6 +120,21 @@ def _environment(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
 
 
+async def _probe_error_of_a_hung_lab(base: str, client: Client, http: httpx.AsyncClient) -> str:
+    """Block the lab agent's loop for 2.5 s; what the registry's failed probe said."""
+    block = _step("lab", "block", "block 2.5")
+    hang = await client.submit("hang", workflow=block, synthesize=False)
+    row: dict[str, Any] = {}
+
+    async def lab_unhealthy() -> bool:
+        row.update((await http.get(f"{base}/v1/agents/lab")).json())
+        return row["health"] == "unhealthy"
+
+    await async_wait_for(lab_unhealthy, 10, "the hung lab agent reported unhealthy")
+    assert (await client.wait(hang, timeout_s=30))["state"] == "completed"
+    return str(row["replicas"][0]["last_error"])
+
+
 def _step(agent: str, skill: str, text: str) -> dict[str, Any]:
     return {"kind": "sequential", "steps": [{"agent": agent, "skill": skill, "input": text}]}
 
@@ -166,18 +181,7 @@ async def test_a_redeploy_hands_the_running_planner_and_registry_its_settings(
         assert task["result"] == "sunny"
 
         # The registry's probes wait the new probe timeout for a hung agent.
-        hang = await client.submit(
-            "hang", workflow=_step("lab", "block", "block 2.5"), synthesize=False
-        )
-        row: dict[str, Any] = {}
-
-        async def lab_unhealthy() -> bool:
-            row.update((await http.get(f"{base}/v1/agents/lab")).json())
-            return row["health"] == "unhealthy"
-
-        await async_wait_for(lab_unhealthy, 10, "the hung lab agent reported unhealthy")
-        assert row["replicas"][0]["last_error"] == "no answer within 0.8s"
-        assert (await client.wait(hang, timeout_s=30))["state"] == "completed"
+        assert await _probe_error_of_a_hung_lab(base, client, http) == "no answer within 0.8s"
 
 
 async def test_a_restarted_registry_finds_its_agents_and_probes_them_again(
@@ -209,17 +213,8 @@ async def test_a_restarted_registry_finds_its_agents_and_probes_them_again(
     # The probe timeout is the redeploy's 0.8 s again, not the first deploy's 2 s.
     await asyncio.sleep(max(0.0, killed_at + REASSERT_S + 1 - time.time()))
     async with Client(deployed.base) as client:
-        hang = await client.submit(
-            "hang", workflow=_step("lab", "block", "block 2.5"), synthesize=False
-        )
-
-        async def lab_unhealthy() -> bool:
-            row.update((await http.get(f"{deployed.base}/v1/agents/lab")).json())
-            return row["health"] == "unhealthy"
-
-        await async_wait_for(lab_unhealthy, 10, "the hung lab agent reported unhealthy")
-        assert row["replicas"][0]["last_error"] == "no answer within 0.8s"
-        assert (await client.wait(hang, timeout_s=30))["state"] == "completed"
+        error = await _probe_error_of_a_hung_lab(deployed.base, client, http)
+    assert error == "no answer within 0.8s"
 
 
 async def test_a_redeploy_replaces_changed_agents_and_retires_dropped_ones(
