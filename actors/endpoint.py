@@ -169,7 +169,6 @@ class LocalAgentEndpoint(AgentEndpoint):
         """`namespace`: the agent's, where a replica a deploy replaced is found again by
         its name (without it, a replica is reached only through the handle given)."""
         self.name = name
-        self._replicas = replicas
         n = len(replicas)
         self._in_flight = [0] * n
         self._down_until = [0.0] * n
@@ -235,29 +234,29 @@ class LocalAgentEndpoint(AgentEndpoint):
 
     def _pick(self) -> int:
         now = time.monotonic()
-        up = [i for i in range(len(self._replicas)) if self._down_until[i] <= now]
-        candidates = up or list(range(len(self._replicas)))
+        up = [i for i in range(len(self._channels)) if self._down_until[i] <= now]
+        candidates = up or list(range(len(self._channels)))
         low = min(self._in_flight[i] for i in candidates)
         best = [i for i in candidates if self._in_flight[i] == low]
         return best[next(self._rr) % len(best)]
 
     def _for_context(self, context_id: str) -> int:
         """A conversation stays on one replica (its earlier turns live there), unless down."""
-        if not context_id or len(self._replicas) == 1:
+        if not context_id or len(self._channels) == 1:
             return self._pick()
-        index = zlib.crc32(context_id.encode()) % len(self._replicas)
+        index = zlib.crc32(context_id.encode()) % len(self._channels)
         return index if self._down_until[index] <= time.monotonic() else self._pick()
 
     def _owner(self, task_id: str) -> int | None:
         index = replica_of_task(task_id)
-        return index if index is not None and index < len(self._replicas) else None
+        return index if index is not None and index < len(self._channels) else None
 
     async def _on_owner(self, task_id: str, call: Callable[[int], Awaitable[T]]) -> T:
         """Run `call(index)` on the task's owner; ids we did not mint are looked up."""
         owner = self._owner(task_id)
         if owner is not None:
             return await call(owner)
-        for index in range(len(self._replicas)):
+        for index in range(len(self._channels)):
             try:
                 return await call(index)
             except TaskNotFoundError:
@@ -287,7 +286,7 @@ class LocalAgentEndpoint(AgentEndpoint):
         try:
             return await self._call(first, Op.SEND, request, call)
         except AgentUnavailableError:
-            if len(self._replicas) == 1:
+            if len(self._channels) == 1:
                 raise
             # Not delivered to a live actor: the next replica gets it (the dead one is
             # marked down, so _pick avoids it).
@@ -320,10 +319,10 @@ class LocalAgentEndpoint(AgentEndpoint):
     async def list_tasks(
         self, request: a2a_pb2.ListTasksRequest, call: CallInfo
     ) -> a2a_pb2.ListTasksResponse:
-        if len(self._replicas) == 1:
+        if len(self._channels) == 1:
             return await self._call(0, Op.LIST, request, call)
         pages = await asyncio.gather(
-            *(self._call(i, Op.LIST, request, call) for i in range(len(self._replicas))),
+            *(self._call(i, Op.LIST, request, call) for i in range(len(self._channels))),
             return_exceptions=True,
         )
         ok = [p for p in pages if isinstance(p, a2a_pb2.ListTasksResponse)]

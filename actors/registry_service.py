@@ -24,7 +24,7 @@ import ray
 from google.protobuf.json_format import MessageToDict
 
 from actorchestra.actors.endpoint import ReplicaChannel
-from actorchestra.actors.spec import actor_name
+from actorchestra.actors.spec import actor_name, parse_actor_name
 from actorchestra.protocol.cards import AgentInfo, card_to_info
 from actorchestra.protocol.channel import ChannelClosedError
 from actorchestra.protocol.codec import unpack
@@ -131,9 +131,10 @@ class RegistryService(Registry):
         for item in names:
             if item.get("namespace") != self._namespace:
                 continue
-            parts = str(item.get("name", "")).split(":")
-            if len(parts) == 3 and parts[0] == "agent" and parts[2].isdigit():
-                replicas[parts[1]] = max(replicas.get(parts[1], 0), int(parts[2]) + 1)
+            parsed = parse_actor_name(str(item.get("name", "")))
+            if parsed is not None:
+                agent, index = parsed
+                replicas[agent] = max(replicas.get(agent, 0), index + 1)
         for name, count in replicas.items():
             if name in {e.name for e in self.list()}:
                 continue
@@ -169,7 +170,7 @@ class RegistryService(Registry):
         concurrency: int | None = None,
         revision: str | None = None,
     ) -> dict[str, Any]:
-        previous = next((e for e in self.list() if e.name == name), None)
+        previous = self._agents.get(name)
         if previous is not None and previous.revision != revision:
             # A deploy replaced its replicas: the channels reach the old processes.
             for key in [k for k in self._channels if k[0] == name]:
@@ -224,7 +225,7 @@ class RegistryService(Registry):
         await self.unregister(name)
 
     async def remove_if_local(self, name: str) -> None:
-        entry = next((e for e in self.list() if e.name == name), None)
+        entry = self._agents.get(name)
         if entry is not None and entry.kind == AgentKind.LOCAL:
             await self.unregister(name)
 

@@ -22,7 +22,13 @@ from actorchestra.actors.agent_actor import AgentActor
 from actorchestra.actors.endpoint import LocalAgentEndpoint
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.registry_service import RegistryService
-from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, actor_name, config_revision
+from actorchestra.actors.spec import (
+    AgentRuntimeOptions,
+    AgentSpec,
+    actor_name,
+    config_revision,
+    parse_actor_name,
+)
 from actorchestra.protocol.codec import unpack
 from actorchestra.protocol.errors import ConfigError
 
@@ -262,10 +268,10 @@ def retire_agents(namespace: str, keep: dict[str, int]) -> list[str]:
     for item in ray.util.list_named_actors(all_namespaces=True):
         if item.get("namespace") != namespace:
             continue
-        parts = str(item.get("name", "")).split(":")
-        if len(parts) != 3 or parts[0] != "agent" or not parts[2].isdigit():
+        parsed = parse_actor_name(str(item.get("name", "")))
+        if parsed is None:
             continue
-        agent, index = parts[1], int(parts[2])
+        agent, index = parsed
         if index < keep.get(agent, 0):
             continue
         if agent not in keep:

@@ -131,3 +131,11 @@ def config_revision(spec: AgentSpec, base_url: str, options: AgentRuntimeOptions
 def actor_name(agent: str, replica: int) -> str:
     """The Ray actor name: shown in the dashboard as `agent:<name>:<replica>`."""
     return f"agent:{agent}:{replica}"
+
+
+def parse_actor_name(name: str) -> tuple[str, int] | None:
+    """(agent, replica) of an `actor_name`; None for any other actor's name."""
+    parts = name.split(":")
+    if len(parts) == 3 and parts[0] == "agent" and parts[2].isdigit():
+        return parts[1], int(parts[2])
+    return None

@@ -90,8 +90,9 @@ class Registry:
                 raise InvalidInputError(
                     f"an agent named {name!r} is already registered as {existing.kind.value}"
                 )
-            same = existing is not None and existing.revision == revision
-            old = {r.index: r for r in existing.replicas} if same and existing else {}
+            old = {}
+            if existing is not None and existing.revision == revision:
+                old = {r.index: r for r in existing.replicas}
             entry = AgentEntry(
                 name=name,
                 kind=kind,

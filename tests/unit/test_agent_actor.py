@@ -731,3 +731,11 @@ async def test_a_batch_without_a_limit_times_out_only_its_slow_items() -> None:
     assert slow == {"item": "slow", "ok": False, "error": "timed out after 0.2s"}
     assert by_item["slower"][0]["error"] == "timed out after 0.3s"
     assert Sleeper.peak == 6 and Sleeper.running == 0  # all at once; the slow ones stopped
+
+
+def test_actor_names_parse_back_and_nothing_else_does() -> None:
+    from actorchestra.actors.spec import actor_name, parse_actor_name
+
+    assert parse_actor_name(actor_name("text-2", 11)) == ("text-2", 11)
+    for other in ("registry", "planner", "agent:text", "agent:text:x", "model:text:0"):
+        assert parse_actor_name(other) is None
