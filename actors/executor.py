@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -20,6 +21,13 @@ from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from actorchestra.actors.agent import Agent, Chunk, NeedsInput, Rejected, SkillContext, Turn
+from actorchestra.actors.batch import (
+    BATCH_KEY,
+    batch_items,
+    output_text,
+    part_value,
+    with_results,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,25 +42,6 @@ def _agent_message(text: str, ctx: RequestContext) -> a2a_pb2.Message:
     return new_text_message(
         text, context_id=ctx.context_id, task_id=ctx.task_id, role=a2a_pb2.Role.ROLE_AGENT
     )
-
-
-# Message/request metadata of a batch: [{"id", "input", "timeout_s", "hold_s"}], as JSON text (or
-# a list). Text because a2a-sdk validates a request's metadata value by value: a list of
-# a thousand items costs more to check than to run. Results come back the same way:
-# each artifact's `items` metadata is JSON text of one entry per part.
-BATCH_KEY = "actorchestra.batch"
-
-
-def batch_items(value: Any) -> list[dict[str, Any]] | None:
-    """The items of a batch message's metadata value; None when it is not a batch."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if not isinstance(value, list):
-        return None
-    return [item for item in value if isinstance(item, dict)]
 
 
 async def _streamed_part(fn: Any, ctx: SkillContext) -> a2a_pb2.Part | None:
@@ -208,9 +197,15 @@ class SkillExecutor(AgentExecutor):
         when the item finished. Items share the replica's concurrency limit; an item's
         failure or timeout is reported in its own entry and does not fail the others.
 
-        Without a concurrency limit every item starts at once, so items with the same
-        timeout share one deadline (one timer for the batch, not a timeout scope per
-        item: 13 us each here); under a limit each item's clock starts with its slot.
+        An item with `deps` (see `actors.batch`) waits for the items of this batch it
+        names and starts the moment the last of them finishes, with their outputs in its
+        input; when one of them fails, it and everything waiting on it are answered
+        "not run" (`unrun`) in the same flush, for the planner to send again.
+
+        Without a concurrency limit the items that start with the batch start at once,
+        so those with the same timeout share one deadline (one timer for the batch, not
+        a timeout scope per item: 13 us each here); under a limit each item's clock
+        starts with its slot, and a dependant's when it starts.
         """
         base = {k: v for k, v in template.metadata.items() if k != BATCH_KEY}
         run = _streamed_part if inspect.isasyncgenfunction(fn) else _returned_part
@@ -219,8 +214,15 @@ class SkillExecutor(AgentExecutor):
         holding: asyncio.TimerHandle | None = None
         sent = 0
         left = len(items)
+        all_done = asyncio.Event()
         loop = asyncio.get_running_loop()
         expired: set[asyncio.Task[None]] = set()  # cancelled by a shared deadline
+        running: set[asyncio.Task[None]] = set()
+        broken: list[BaseException | None] = []
+        # Dependants sent ahead: which items each waits on, and who waits on each item.
+        waiting: dict[str, int] = {}
+        dependants: dict[str, list[dict[str, Any]]] = {}
+        outputs: dict[str, str] = {}  # output text of finished items a dependant needs
 
         async def flush() -> None:
             nonlocal flushing, sent
@@ -255,8 +257,60 @@ class SkillExecutor(AgentExecutor):
             if flushing is None and holding is None:
                 holding = loop.call_later(hold_s, flush_now)
 
-        async def one(item: dict[str, Any]) -> None:
+        def settled(count: int) -> None:
             nonlocal left
+            left -= count
+            if not left:
+                all_done.set()
+
+        def start(item: dict[str, Any], text: str, own_timeout: bool) -> asyncio.Task[None]:
+            task = loop.create_task(one(item, text, own_timeout))
+            running.add(task)
+            task.add_done_callback(ended)
+            return task
+
+        def ended(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                broken.append(task.exception())  # a bug here, not the skill's failure
+                all_done.set()
+
+        def not_run(item_id: str, why: str) -> int:
+            """`item_id`'s dependants in this batch, and theirs, answered "not run"."""
+            count, stack = 0, list(dependants.pop(item_id, ()))
+            while stack:
+                dep = stack.pop()
+                dep_id = str(dep.get("id", ""))
+                if waiting.pop(dep_id, None) is None:
+                    continue  # answered already (it waits on two that failed)
+                error = f"not run: its input {why}"
+                meta = {"item": dep_id, "ok": False, "unrun": True, "error": error}
+                meta["at"] = time.time()
+                finished.append((meta, a2a_pb2.Part(text=error)))
+                count += 1
+                stack.extend(dependants.pop(dep_id, ()))
+            return count
+
+        def release(item_id: str, part: a2a_pb2.Part) -> None:
+            """`item_id` finished well: dependants waiting on nothing else start now."""
+            ready = dependants.pop(item_id, ())
+            if not ready:
+                return
+            outputs[item_id] = output_text(part_value(part))
+            for dep in ready:
+                dep_id = str(dep.get("id", ""))
+                if dep_id not in waiting:
+                    continue  # answered "not run" already: another of its inputs failed
+                waiting[dep_id] -= 1
+                if not waiting[dep_id]:
+                    del waiting[dep_id]
+                    results = [
+                        (str(d), text if isinstance(text, str) else outputs[str(d)])
+                        for d, text in dep["deps"]
+                    ]
+                    start(dep, with_results(str(dep.get("input", "")), results), True)
+
+        async def one(item: dict[str, Any], text: str, own_timeout: bool) -> None:
             item_id = str(item.get("id", ""))
             timeout = item.get("timeout_s")
             message = a2a_pb2.Message(
@@ -264,16 +318,16 @@ class SkillExecutor(AgentExecutor):
                 context_id=template.message.context_id,
                 task_id=template.message.task_id,
                 role=template.message.role,
-                parts=[a2a_pb2.Part(text=str(item.get("input", "")))],
+                parts=[a2a_pb2.Part(text=text)],
             )
             ctx = template.for_item(message, {**base, "item": item_id})
             meta: dict[str, Any] = {"item": item_id, "ok": True}
             part: a2a_pb2.Part | None
             try:
-                if self._slots is None:
+                if self._slots is None and not own_timeout:
                     part = await run(fn, ctx)  # under the batch's shared deadline
                 else:
-                    async with self._slots, asyncio.timeout(timeout):
+                    async with self._slots or contextlib.nullcontext(), asyncio.timeout(timeout):
                         part = await run(fn, ctx)
                 meta.update(ctx.result_metadata)
             except (TimeoutError, asyncio.CancelledError) as e:
@@ -287,19 +341,45 @@ class SkillExecutor(AgentExecutor):
             except Exception as e:  # the item's failure, reported in its entry
                 part, meta = None, {**meta, "ok": False, "error": f"{type(e).__name__}: {e}"}
             meta["at"] = time.time()
-            finished.append((meta, part if part is not None else a2a_pb2.Part(text=meta["error"])))
-            left -= 1
+            count = 1
+            if meta["ok"]:
+                part = part if part is not None else a2a_pb2.Part(text="")  # it returned None
+                finished.append((meta, part))
+                release(item_id, part)
+            else:
+                finished.append((meta, a2a_pb2.Part(text=meta["error"])))
+                count += not_run(item_id, f"{item_id!r} failed: {meta['error']}")
+            settled(count)
             hold_s = item.get("hold_s")
             if left and meta["ok"] and isinstance(hold_s, int | float) and hold_s > 0:
                 flush_within(float(hold_s))
             else:  # awaited, failed (a retry may start at once), or the batch's last
                 flush_now()
 
-        tasks = [loop.create_task(one(item)) for item in items]
+        first: list[tuple[dict[str, Any], str]] = []
+        known = {str(item.get("id", "")) for item in items}
+        for item in items:
+            item_id = str(item.get("id", ""))
+            try:
+                pending, results = _batch_deps(item.get("deps"), known - {item_id})
+            except ValueError as e:
+                meta = {"item": item_id, "ok": False, "error": str(e), "at": time.time()}
+                finished.append((meta, a2a_pb2.Part(text=str(e))))
+                settled(1)
+                continue
+            if not pending:
+                first.append((item, with_results(str(item.get("input", "")), results)))
+                continue
+            waiting[item_id] = len(pending)
+            for dep_id in pending:
+                dependants.setdefault(dep_id, []).append(item)
+        tasks = [start(item, text, False) for item, text in first]
+        if finished:
+            flush_now()
         deadlines: list[asyncio.TimerHandle] = []
         if self._slots is None:
             by_timeout: dict[float, list[asyncio.Task[None]]] = {}
-            for item, task in zip(items, tasks, strict=True):
+            for (item, _), task in zip(first, tasks, strict=True):
                 if item.get("timeout_s"):
                     by_timeout.setdefault(float(item["timeout_s"]), []).append(task)
 
@@ -309,15 +389,21 @@ class SkillExecutor(AgentExecutor):
                         expired.add(task)
                         task.cancel()
 
-            start = loop.time()
-            deadlines = [loop.call_at(start + t, expire, g) for t, g in by_timeout.items()]
+            now = loop.time()
+            deadlines = [loop.call_at(now + t, expire, g) for t, g in by_timeout.items()]
         try:
-            await asyncio.gather(*tasks)
+            if left:
+                await all_done.wait()
         finally:
+            if left:  # cancelled (CancelTask) or broken: the running items stop with the batch
+                for task in list(running):
+                    task.cancel()
             for handle in deadlines:
                 handle.cancel()
             if holding is not None:
                 holding.cancel()
+        if broken:
+            raise RuntimeError("a batch item's run broke") from broken[0]
         while flushing is not None:
             await flushing
 
@@ -391,3 +477,28 @@ class SkillExecutor(AgentExecutor):
         assert context.task_id and context.context_id
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         await updater.cancel()
+
+
+def _batch_deps(deps: Any, known: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """A batch entry's `deps`: the items of the batch it waits on, and the outputs it
+    was sent with. Raises ValueError, saying what is wrong, for a malformed list."""
+    if deps is None:
+        return [], []
+    shape = "`deps` must be [[id, output text or null], ...], null naming an item of the batch"
+    if not isinstance(deps, list):
+        raise ValueError(shape)
+    pending: list[str] = []
+    results: list[tuple[str, str]] = []
+    for entry in deps:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            raise ValueError(shape)
+        dep, text = entry
+        if text is None:
+            if dep not in known:
+                raise ValueError(f"{shape}: {dep!r} is not one")
+            pending.append(dep)
+        elif isinstance(text, str):
+            results.append((dep, text))
+        else:
+            raise ValueError(shape)
+    return pending, results

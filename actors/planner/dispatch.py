@@ -18,7 +18,7 @@ from a2a.helpers import get_message_text, new_text_message
 from a2a.types import a2a_pb2
 from google.protobuf.json_format import MessageToDict
 
-from actorchestra.actors.executor import BATCH_KEY
+from actorchestra.actors.batch import BATCH_KEY, part_value
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
 
@@ -42,6 +42,9 @@ class Item:
     input: str
     timeout_s: float | None = None
     hold_s: float | None = None  # the agent may hold its result this long (nothing waits on it)
+    # Sent ahead of its inputs (see `actors.batch`): (input id, its output text, or None
+    # for an item of the same batch), and `input` is the step's own text.
+    deps: list[tuple[str, str | None]] | None = None
 
 
 @dataclass
@@ -56,14 +59,6 @@ class Outcome:
 OnOutcome = Callable[[str, Outcome], None]
 OnNote = Callable[[str, str, str], None]  # item id, kind ("progress" | "token"), text
 OnStarted = Callable[[str], None]  # the agent-side A2A task id, for CancelTask
-
-
-def _part_value(part: a2a_pb2.Part) -> Any:
-    if part.HasField("text"):
-        return part.text
-    if part.HasField("data"):
-        return MessageToDict(part)["data"]
-    return MessageToDict(part)
 
 
 def _usage(metadata: Any) -> dict[str, Any]:
@@ -100,7 +95,7 @@ async def send_one(
                 return Outcome(False, error=f"agent answered {name}: {status_text or 'no reason'}")
         elif isinstance(event, a2a_pb2.TaskArtifactUpdateEvent):
             for part in event.artifact.parts:
-                value = _part_value(part)
+                value = part_value(part)
                 if isinstance(value, str):
                     chunks.append(value)
                     if event.append or not event.last_chunk:
@@ -153,7 +148,7 @@ async def send_batch(
                 if info.get("ok"):
                     llm = info.get("llm")
                     usage = llm if isinstance(llm, dict) else {}
-                    on_outcome(item_id, Outcome(True, _part_value(part), usage=usage, at=at))
+                    on_outcome(item_id, Outcome(True, part_value(part), usage=usage, at=at))
                 else:
                     error = str(info.get("error") or "failed")
                     on_outcome(item_id, Outcome(False, error=error, at=at))
@@ -172,6 +167,8 @@ def _batch_entry(item: Item) -> dict[str, Any]:
         entry["timeout_s"] = item.timeout_s
     if item.hold_s:
         entry["hold_s"] = item.hold_s
+    if item.deps is not None:
+        entry["deps"] = item.deps
     return entry
 
 

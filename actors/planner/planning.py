@@ -14,11 +14,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from actorchestra.actors.batch import output_text
 from actorchestra.actors.llm.client import LLMClient
 from actorchestra.actors.llm.errors import LLMError
 from actorchestra.actors.planner.graph import plan_problems
 from actorchestra.actors.planner.models import Plan, Subtask
-from actorchestra.actors.planner.run import output_text
 from actorchestra.protocol.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ unreachable subtask is retried, on another agent with the skill when there is on
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actorchestra.actors.batch import output_text, with_results
 from actorchestra.actors.planner.dispatch import Item, Outcome, cancel_remote, send_batch, send_one
 from actorchestra.actors.planner.events import EventLog
 from actorchestra.actors.planner.models import (
@@ -128,6 +128,7 @@ class SubRun:
     dependants: list[str] = field(default_factory=list)
     hold_s: float | None = None  # how long the agent may hold its result (see RESULT_HOLD_S)
     tried: set[str] = field(default_factory=set)
+    ahead: AgentInfo | None = None  # sent ahead of its inputs to this agent (see `_ahead`)
 
     def view(self) -> SubtaskView:
         # Built from the run's own typed state: no revalidation (a thousand-subtask task
@@ -226,15 +227,13 @@ class TaskRun:
     def _input_for(self, sub: SubRun) -> str:
         if not sub.spec.depends_on:
             return sub.spec.input
-        context = "\n".join(
-            f"[{dep}] {output_text(self.subs[dep].output)}"
-            for dep in sub.spec.depends_on
-            if self.subs[dep].state == SubtaskState.COMPLETED
-        )
-        return (
-            f"{sub.spec.input}\n\nResults of earlier steps:\n{context}"
-            if context
-            else sub.spec.input
+        return with_results(
+            sub.spec.input,
+            (
+                (dep, output_text(self.subs[dep].output))
+                for dep in sub.spec.depends_on
+                if self.subs[dep].state == SubtaskState.COMPLETED
+            ),
         )
 
     def _schedule(self) -> None:
@@ -280,12 +279,86 @@ class TaskRun:
             size = -(-len(items) // parts)
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
+                if len(chunk) > 1 and agent.batches and agent.concurrency is None:
+                    chunk += self._ahead(agent, skill, chunk)
                 task = asyncio.get_running_loop().create_task(
                     self._send(agent, skill, chunk), name=f"dispatch-{self.task_id}"
                 )
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         self.on_change()
+
+    def _ahead(self, agent: AgentInfo, skill: str | None, chunk: list[Item]) -> list[Item]:
+        """Dependants to send with `chunk`, ahead of their inputs: pipelined dispatch.
+
+        Each message is a full A2A lifecycle between the planner and the agent (a graph
+        layer here lost 5-6 ms to it between its inputs' results and its own start), so
+        a dependant whose inputs all travel in this message, or are done, goes with
+        them, and the agent starts it the moment its last input finishes there. Only
+        where that changes nothing else: an agent without a concurrency limit (where an
+        item runs makes no difference to when), that the planner would choose for it now
+        anyway, for the same skill, and dependants that would have travelled in a batch
+        (a wave of two or more: a lone step keeps its own streaming message, its tokens
+        live), with no optional input (whose failure lets it run without that input),
+        and within the message and task limits. Their subtask-started event comes when
+        their last input's result does; an input that fails there sends them back to
+        waiting (`_finish_item`), as if they had never left.
+        """
+        members = {item.id for item in chunk}
+        frontier = list(members)
+        out: list[Item] = []
+        while True:
+            wave: dict[str, SubRun] = {}
+            for member in frontier:
+                for dep_id in self.subs[member].dependants:
+                    sub = self.subs[dep_id]
+                    if dep_id not in wave and self._goes_ahead(sub, agent, skill, members):
+                        wave[dep_id] = sub
+            room = min(
+                MAX_BATCH - len(chunk) - len(out), self.options.max_parallel - self.in_flight
+            )
+            if len(wave) < 2 or len(wave) > room:
+                return out
+            members.update(wave)
+            for sub in sorted(wave.values(), key=lambda s: s.position):
+                sub.ahead = agent
+                agent.load += 1
+                self.in_flight += 1
+                deps = [
+                    (d, None if d in members else output_text(self.subs[d].output))
+                    for d in sub.spec.depends_on
+                ]
+                timeout = self.options.subtask_timeout_s
+                out.append(Item(sub.spec.id, skill, sub.spec.input, timeout, sub.hold_s, deps))
+            frontier = list(wave)
+
+    def _goes_ahead(
+        self, sub: SubRun, agent: AgentInfo, skill: str | None, members: set[str]
+    ) -> bool:
+        if sub.state != SubtaskState.WAITING or sub.ahead is not None or sub.spec.skill != skill:
+            return False
+        for d in sub.spec.depends_on:
+            dep = self.subs[d]
+            if dep.spec.optional or (d not in members and dep.state != SubtaskState.COMPLETED):
+                return False
+        return self.pool.choose(sub.spec, sub.tried) is agent
+
+    def _started_ahead(self, sub: SubRun, at: float | None) -> None:
+        """A dependant sent ahead has its inputs: the agent started it when the last came."""
+        assert sub.ahead is not None
+        sub.state, sub.agent = SubtaskState.RUNNING, sub.ahead.name
+        sub.started_at = at if at is not None else time.time()
+        sub.attempts += 1
+        self.events.emit(
+            self.task_id,
+            EventKind.SUBTASK_STARTED,
+            {
+                "subtask": sub.spec.id,
+                "agent": sub.agent,
+                "skill": sub.spec.skill,
+                "attempt": sub.attempts,
+            },
+        )
 
     async def _send(self, agent: AgentInfo, skill: str | None, items: list[Item]) -> None:
         # The agent as chosen: a pool refresh meanwhile may drop or replace its entry.
@@ -343,6 +416,12 @@ class TaskRun:
         agent.load -= 1
         self.in_flight -= 1
         sub = self.subs[item_id]
+        if sub.ahead is not None:
+            sub.ahead = None
+            if sub.state != SubtaskState.RUNNING:
+                # Never started: one of its inputs failed there (or the message was lost).
+                # It waits again; that input's retry, or its failure, decides what follows.
+                return
         if self._canceled or sub.state in (SubtaskState.CANCELED,):
             return
         if result.ok:
@@ -413,7 +492,10 @@ class TaskRun:
             dep = self.subs[dep_id]
             dep.waiting_on -= 1
             if dep.waiting_on == 0 and dep.state == SubtaskState.WAITING:
-                self.ready.append(dep_id)
+                if dep.ahead is not None:
+                    self._started_ahead(dep, sub.finished_at)
+                else:
+                    self.ready.append(dep_id)
 
     def _skip_dependants(self, sub: SubRun) -> None:
         stack = list(sub.dependants)
@@ -424,11 +506,6 @@ class TaskRun:
                 dep.error = f"skipped: it depends on {sub.spec.id!r}, which failed"
                 self.unsettled -= 1
                 stack.extend(dep.dependants)
-
-
-def output_text(value: Any) -> str:
-    """A subtask output as text: strings as they are, structured outputs as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _preview(value: Any) -> Any:

@@ -733,6 +733,50 @@ async def test_a_batch_without_a_limit_times_out_only_its_slow_items() -> None:
     assert Sleeper.peak == 6 and Sleeper.running == 0  # all at once; the slow ones stopped
 
 
+class Echo(Agent):
+    """Answers with its input; fails on inputs that start with "fail"."""
+
+    @skill
+    async def echo(self, ctx: SkillContext) -> str:
+        """Echo the input."""
+        if ctx.text.startswith("fail"):
+            raise ValueError("asked to fail")
+        await asyncio.sleep(0.01)
+        return ctx.text
+
+
+async def test_batch_items_sent_ahead_start_with_their_inputs_outputs() -> None:
+    """`deps` (pipelined dispatch): an item waits for the batch items it names and gets
+    their outputs in its input; a failed input answers its dependants "not run"."""
+    actor = AgentActor(AgentSpec(name="echo", cls=f"{__name__}:Echo"), 0, "http://x")
+    items = [
+        {"id": "a", "input": "alpha"},
+        {"id": "f", "input": "fail now"},
+        {"id": "d1", "input": "d1", "deps": [["a", None], ["z", "given"]]},
+        {"id": "d2", "input": "d2", "deps": [["f", None]]},
+        {"id": "d3", "input": "d3", "deps": [["d2", None], ["a", None]]},
+        {"id": "e", "input": "e", "deps": [["d1", None]], "timeout_s": 5},
+        {"id": "bad", "input": "b", "deps": [["nope", None]]},
+    ]
+    task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
+    assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
+    by_item = {
+        entry["item"]: (entry, part)
+        for a in task.artifacts
+        for entry, part in zip(json.loads(a.metadata["items"]), a.parts, strict=True)
+    }
+    assert set(by_item) == {"a", "f", "d1", "d2", "d3", "e", "bad"}
+    d1 = "d1\n\nResults of earlier steps:\n[a] alpha\n[z] given"
+    assert by_item["d1"][1].text == d1
+    assert by_item["e"][1].text == f"e\n\nResults of earlier steps:\n[d1] {d1}"
+    assert by_item["a"][0]["at"] <= by_item["d1"][0]["at"] <= by_item["e"][0]["at"]
+    for unrun in ("d2", "d3"):
+        entry = by_item[unrun][0]
+        assert entry["ok"] is False and entry["unrun"] is True
+        assert "'f' failed: ValueError: asked to fail" in entry["error"]
+    assert by_item["bad"][0]["ok"] is False and "'nope' is not one" in by_item["bad"][0]["error"]
+
+
 def test_actor_names_parse_back_and_nothing_else_does() -> None:
     from actorchestra.actors.spec import actor_name, parse_actor_name
 

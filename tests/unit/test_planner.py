@@ -316,6 +316,78 @@ async def test_a_fan_out_reaches_every_replica_of_the_agent(tmp_path: Path) -> N
     assert owners[0] > 0 and owners[1] > 0, owners
 
 
+async def test_a_layer_goes_ahead_with_its_inputs_and_starts_when_they_finish(
+    tmp_path: Path,
+) -> None:
+    """Pipelined dispatch: dependants whose inputs all travel in one message to an agent
+    without a concurrency limit go in that message; the agent builds their inputs from
+    the outputs, and the planner reports each start once its last input is in."""
+    planner = make_planner(tmp_path, SPECS)
+    steps = [{"id": f"a{i}", "skill": "join", "input": f"alpha {i}"} for i in range(3)]
+    steps += [
+        {"id": "b0", "skill": "join", "input": "b0 got:", "depends_on": ["a0", "a1"]},
+        {"id": "b1", "skill": "join", "input": "b1 got:", "depends_on": ["a2"]},
+        {"id": "c0", "skill": "join", "input": "c0 got:", "depends_on": ["b0", "b1"]},
+        {"id": "c1", "skill": "join", "input": "c1 got:", "depends_on": ["b1", "a0"]},
+    ]
+    body = {"input": "g", "synthesize": False, "workflow": {"kind": "graph", "steps": steps}}
+    task, events = await run(planner, body)
+    assert task["state"] == "completed", task
+    out = {s["id"]: s["output"] for s in task["subtasks"]}
+    # Each input's output reached its dependants, in `depends_on` order, as a dependant
+    # dispatched once ready would get it (the same text the planner builds).
+    assert out["b0"] == "b0 got:\n\nResults of earlier steps:\n[a0] alpha 0\n[a1] alpha 1"
+    assert out["c1"] == f"c1 got:\n\nResults of earlier steps:\n[b1] {out['b1']}\n[a0] alpha 0"
+    assert out["c0"].startswith("c0 got:\n\nResults of earlier steps:\n[b0] b0 got:")
+    # One A2A message carried the whole graph.
+    endpoint = planner.pool.agents["lab"].endpoint
+    assert [(await r.ping()).tasks for r in endpoint._replicas] == [1]
+    # Started after every input completed, each once, timed between them and its end.
+    seen: dict[str, int] = {}
+    for i, e in enumerate(events):
+        if e["kind"] in ("subtask_started", "subtask_completed"):
+            seen.setdefault(f"{e['kind']}:{e['data']['subtask']}", i)
+    subs = {s["id"]: s for s in task["subtasks"]}
+    for sid, sub in subs.items():
+        assert sub["attempts"] == 1
+        for dep in sub["depends_on"]:
+            assert seen[f"subtask_completed:{dep}"] < seen[f"subtask_started:{sid}"]
+            assert subs[dep]["finished_at"] <= sub["started_at"] <= sub["finished_at"]
+    assert [e["kind"] for e in events].count("subtask_started") == len(steps)
+
+
+async def test_dependants_sent_ahead_wait_again_when_an_input_fails_there(tmp_path: Path) -> None:
+    """An input that fails on the agent sends its dependants back without running them
+    and without spending an attempt: they go once the retried input is done."""
+    Lab.calls.clear()
+    planner = make_planner(tmp_path, SPECS)
+    steps = [{"id": f"f{i}", "skill": "flaky", "input": f"first {i}"} for i in range(2)]
+    steps += [
+        {"id": f"g{i}", "skill": "flaky", "input": f"then {i}", "depends_on": ["f0", "f1"]}
+        for i in range(2)
+    ]
+    body = {"input": "r", "synthesize": False, "workflow": {"kind": "graph", "steps": steps}}
+    task, events = await run(planner, body)
+    assert task["state"] == "completed", task
+    subs = {s["id"]: s for s in task["subtasks"]}
+    # f0, f1 fail once each, g0, g1 once each with their inputs in: two attempts each.
+    assert {sid: s["attempts"] for sid, s in subs.items()} == dict.fromkeys(subs, 2)
+    assert all(s["output"] == "ok after 2" for s in subs.values())
+    starts = [
+        (e["data"]["subtask"], e["data"]["attempt"])
+        for e in events
+        if e["kind"] == "subtask_started"
+    ]
+    assert sorted(starts) == sorted((sid, n) for sid in subs for n in (1, 2))
+    assert not [e for e in events if e["kind"] == "subtask_failed"]  # retried, none final
+    # Three messages: {f0 f1 + g0 g1 ahead} (the f's fail, the g's come back unrun),
+    # {f0 f1 + g0 g1 ahead} again (the g's fail on their own), then {g0 g1}.
+    endpoint = planner.pool.agents["lab"].endpoint
+    assert [(await r.ping()).tasks for r in endpoint._replicas] == [3]
+    # g0's input as the agent built it names both inputs' outputs.
+    assert Lab.calls["then 0\n\nResults of earlier steps:\n[f0] ok after 2\n[f1] ok after 2"] == 2
+
+
 class Napper(Agent):
     """One skill, for an agent that runs one subtask at a time."""
 
