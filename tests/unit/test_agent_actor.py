@@ -742,7 +742,7 @@ class Echo(Agent):
         if ctx.text.startswith("fail"):
             raise ValueError("asked to fail")
         await asyncio.sleep(0.01)
-        return ctx.text
+        return None if ctx.text == "nothing" else ctx.text
 
 
 async def test_batch_items_sent_ahead_start_with_their_inputs_outputs() -> None:
@@ -757,6 +757,8 @@ async def test_batch_items_sent_ahead_start_with_their_inputs_outputs() -> None:
         {"id": "d3", "input": "d3", "deps": [["d2", None], ["a", None]]},
         {"id": "e", "input": "e", "deps": [["d1", None]], "timeout_s": 5},
         {"id": "bad", "input": "b", "deps": [["nope", None]]},
+        {"id": "none", "input": "nothing"},
+        {"id": "after-none", "input": "n", "deps": [["none", None]]},
     ]
     task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
     assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
@@ -765,7 +767,10 @@ async def test_batch_items_sent_ahead_start_with_their_inputs_outputs() -> None:
         for a in task.artifacts
         for entry, part in zip(json.loads(a.metadata["items"]), a.parts, strict=True)
     }
-    assert set(by_item) == {"a", "f", "d1", "d2", "d3", "e", "bad"}
+    assert set(by_item) == {"a", "f", "d1", "d2", "d3", "e", "bad", "none", "after-none"}
+    # A skill that returns None answers an empty text, as a lone message's task does.
+    assert by_item["none"][0]["ok"] is True and by_item["none"][1].text == ""
+    assert by_item["after-none"][1].text == "n\n\nResults of earlier steps:\n[none] "
     d1 = "d1\n\nResults of earlier steps:\n[a] alpha\n[z] given"
     assert by_item["d1"][1].text == d1
     assert by_item["e"][1].text == f"e\n\nResults of earlier steps:\n[d1] {d1}"
