@@ -36,6 +36,9 @@ from actorchestra.registry.registry import ProbeResult, Registry
 logger = logging.getLogger(__name__)
 
 _CHANNEL_CLOSED = "its channel closed: the actor died or restarted"
+# A round's probes start spread over this share of the health interval (see
+# `Registry.check_health`); a round then takes 1.5 intervals, plus the probes' own time.
+PROBE_SPREAD = 0.5
 
 
 class RegistryService(Registry):
@@ -113,17 +116,17 @@ class RegistryService(Registry):
 
     async def _health_loop(self) -> None:
         while True:
-            await self.check_health()
+            await self.check_health(spread_s=self._interval * PROBE_SPREAD)
             await asyncio.sleep(self._interval)
 
-    async def check_health(self) -> None:
+    async def check_health(self, spread_s: float = 0.0) -> None:
         """Probe every replica once; first close the channels of replicas no longer listed."""
         listed = {
             (e.name, r.index) for e in self.list() if e.kind == AgentKind.LOCAL for r in e.replicas
         }
         for key in [k for k in self._channels if k not in listed]:
             await self._channels.pop(key).close()
-        await super().check_health()
+        await super().check_health(spread_s)
 
     async def _rediscover(self) -> None:
         names = ray.util.list_named_actors(all_namespaces=True)

@@ -1,4 +1,4 @@
-"""A direct, framed request channel between the ingress and an agent actor.
+"""A direct, framed request channel between the ingress and an agent actor (or the planner).
 
 Ray actor calls cost 2 to 3 ms of CPU on each side here, more than forwarding an A2A
 request should. The data path therefore uses one long-lived TCP connection per
@@ -8,7 +8,9 @@ address and its secret token are handed out over a Ray call, so only Ray-authent
 callers can connect.
 
 The registry's health probe travels here too (`Op.PING`), for the same reason: a ping
-every second to every replica is a steady cost while nothing else happens.
+every second to every replica is a steady cost while nothing else happens. So do the task
+API's submissions and event streams to the planner (`Op.TASK_SUBMIT`, `Op.TASK_EVENTS`,
+JSON payloads): on the path of every task, where a Ray call took 3-5 ms to arrive.
 
 Frame: `!IIBB` header (payload length, request id, op, flags) + payload.
 Request payload: u16 length + CallInfo JSON, then the packed proto (u8 length + type
@@ -57,9 +59,12 @@ class Op(IntEnum):
     EXTENDED_CARD = 11
     CLOSE_STREAM = 12  # the caller stopped reading a stream: stop producing it
     PING = 13  # the replica's status: the registry's health and load signal
+    # The task API's hot path to the planner (`actors.planner.actor`), JSON payloads:
+    TASK_SUBMIT = 14  # a task body in, its id out
+    TASK_EVENTS = 15  # a task's events, one item per batch
 
 
-STREAMING_OPS = {Op.STREAM, Op.SUBSCRIBE}
+STREAMING_OPS = {Op.STREAM, Op.SUBSCRIBE, Op.TASK_EVENTS}
 
 
 class Flag(IntEnum):

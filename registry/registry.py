@@ -170,12 +170,20 @@ class Registry:
                 table.setdefault(s.id, []).append(entry.name)
         return table
 
-    async def check_health(self) -> None:
-        """Probe every replica of every agent once, concurrently, each with a timeout."""
+    async def check_health(self, spread_s: float = 0.0) -> None:
+        """Probe every replica of every agent once, concurrently, each with a timeout.
+
+        With `spread_s` the probes start evenly over that many seconds rather than all at
+        once: each wakes a replica's process, and fifty woken together took a 2-core
+        machine from whatever task was running for several milliseconds every round.
+        """
         if self._prober is None:
             return
         probes = [(e, r.index) for e in list(self._agents.values()) for r in e.replicas]
-        results = await asyncio.gather(*(self._probe(e, i) for e, i in probes))
+        step = spread_s / len(probes) if probes else 0.0
+        results = await asyncio.gather(
+            *(self._probe(e, i, k * step) for k, (e, i) in enumerate(probes))
+        )
         async with self._lock:
             now = time.time()
             for (entry, index), result in zip(probes, results, strict=True):
@@ -206,8 +214,10 @@ class Registry:
     def _starting(self, entry: AgentEntry, now: float) -> bool:
         return entry.kind is AgentKind.LOCAL and now - entry.registered_at < self._startup_grace_s
 
-    async def _probe(self, entry: AgentEntry, index: int) -> ProbeResult:
+    async def _probe(self, entry: AgentEntry, index: int, after_s: float = 0.0) -> ProbeResult:
         assert self._prober is not None
+        if after_s > 0:
+            await asyncio.sleep(after_s)
         try:
             return await asyncio.wait_for(self._prober(entry, index), self._probe_timeout_s)
         except TimeoutError:

@@ -8,27 +8,57 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import secrets
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
-from actorchestra.actors.endpoint import LocalAgentEndpoint
+from actorchestra.actors.endpoint import LocalAgentEndpoint, ReplicaChannel
 from actorchestra.actors.history.errors import HistoryError
 from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost, pack_call
 from actorchestra.actors.planner.service import Planner, PlannerOptions, history_path
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
 from actorchestra.actors.spec import AgentRuntimeOptions, actor_name
+from actorchestra.protocol.channel import ChannelServer, Op
+from actorchestra.protocol.codec import Packed
+from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
-from actorchestra.protocol.errors import ActorchestraError, AgentUnavailableError
+from actorchestra.protocol.errors import (
+    ActorchestraError,
+    AgentUnavailableError,
+    InvalidInputError,
+)
 
 PLANNER_NAME = "planner"
 HISTORY_NAME = "history"
 RECORD_EVERY_S = 0.25  # events gather this long before one call records them
+# How long the task API waits for the planner's channel: a restarting planner takes
+# seconds to come back, and a submission would rather wait for it than fail.
+CHANNEL_OPEN_S = 30.0
+CPUS_REFRESH_S = 30.0  # how long the planner trusts its count of the cluster's CPUs
+JSON_TYPE = "actorchestra.json"  # the planner channel's payloads (`codec.unpack` refuses it)
+_NOBODY = CallInfo()  # the planner knows nothing of callers (see `serve_apps.task_routes`)
+
+
+def pack_json(value: Any) -> Packed:
+    try:
+        return JSON_TYPE, orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # what orjson refuses (an int past 64 bits): the slow way
+        return JSON_TYPE, json.dumps(value, default=str).encode()
+
+
+def unpack_json(packed: Packed | None) -> Any:
+    if packed is None or packed[0] != JSON_TYPE:
+        raise InvalidInputError(f"expected a JSON payload, got {packed[0] if packed else None!r}")
+    return orjson.loads(packed[1])
 
 
 def ensure_history(namespace: str, data_dir: str) -> Any:
@@ -71,6 +101,9 @@ class RayPlanner(Planner):
         self._namespace = namespace
         self._registry_handle: RegistryHandle | None = None
         self._connecting: set[asyncio.Task[None]] = set()
+        self._channel_lock = asyncio.Lock()
+        self._channel: tuple[ChannelServer, str, int, str] | None = None
+        self._cpus_known: tuple[float, int] | None = None  # (when, the cluster's CPUs)
         # The history store lives in an actor of its own: its DuckDB writes hold the GIL
         # for milliseconds at a time, which here stalled the loop that dispatches.
         self._history = ensure_history(namespace, options.data_dir)
@@ -97,8 +130,13 @@ class RayPlanner(Planner):
             raise HistoryError(f"the history store is restarting: {e}") from None
 
     async def _cpus(self) -> int:
-        cpus = await asyncio.to_thread(lambda: ray.cluster_resources().get("CPU", 0))
-        return int(cpus) or await super()._cpus()
+        # The cluster's CPUs change when a node joins or leaves: asking the GCS from a
+        # thread on every pool refresh (each second under load) is not worth it.
+        now = time.monotonic()
+        if self._cpus_known is None or now - self._cpus_known[0] >= CPUS_REFRESH_S:
+            cpus = await asyncio.to_thread(lambda: ray.cluster_resources().get("CPU", 0))
+            self._cpus_known = (now, int(cpus) or await super()._cpus())
+        return self._cpus_known[1]
 
     async def _registry_rows(self) -> list[dict[str, Any]]:
         if self._registry_handle is None:
@@ -130,6 +168,39 @@ class RayPlanner(Planner):
         task.add_done_callback(self._connecting.discard)
         return endpoint
 
+    # -- the task API's channel (see protocol.channel) ------------------------------
+
+    async def open_channel(self) -> tuple[str, int, str]:
+        """Start (once) the channel the task API submits and streams over; returns its
+        host, port and secret token. A Ray call from the ingress took 3-5 ms to reach the
+        planner here, and each event batch as a Ray stream item 2-6 ms to come back: on
+        the path of every task, at its start and at its final event."""
+        async with self._channel_lock:
+            if self._channel is None:
+                token = secrets.token_hex(16)
+                server = ChannelServer(self._channel_call, self._channel_stream, token)
+                host = ray.util.get_node_ip_address()
+                self._channel = (server, host, await server.start(host), token)
+        _, host, port, token = self._channel
+        return host, port, token
+
+    async def _channel_call(self, op: Op, packed: Packed | None, call: CallInfo) -> Packed | None:
+        if op == Op.TASK_SUBMIT:
+            body = unpack_json(packed)
+            if not isinstance(body, dict):
+                raise InvalidInputError("the body must be a JSON object with at least `input`")
+            return pack_json(await self.submit(body))
+        raise InvalidInputError(f"the planner's channel has no operation {op.name}")
+
+    async def _channel_stream(
+        self, op: Op, packed: Packed, call: CallInfo
+    ) -> AsyncIterator[Packed]:
+        if op != Op.TASK_EVENTS:
+            raise InvalidInputError(f"the planner's channel has no stream {op.name}")
+        args = unpack_json(packed)
+        async for batch in self.stream_event_batches(str(args["task_id"]), int(args["after"])):
+            yield pack_json(batch)
+
 
 PlannerActorRemote = ray.remote(RayPlanner)
 
@@ -138,11 +209,14 @@ class PlannerHandle:
     """Typed facade over the planner actor (the task API's backend).
 
     Ray errors enter here: the planner's own errors come out as themselves, a dead
-    planner as `AgentUnavailableError`.
+    planner as `AgentUnavailableError`. Submissions and event streams, on the path of
+    every task, go over the planner's channel (`RayPlanner.open_channel`), the rest as
+    Ray calls.
     """
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
+        self._channel = ReplicaChannel(handle, connect_timeout_s=CHANNEL_OPEN_S)
 
     async def _call(self, ref: Any) -> Any:
         try:
@@ -159,7 +233,11 @@ class PlannerHandle:
         await self._call(self._h.reconfigure.remote(options, deployed_at))
 
     async def submit(self, body: dict[str, Any]) -> str:
-        return await self._call(self._h.submit.remote(body))
+        client = await self._client()
+        try:
+            return unpack_json(await client.call(Op.TASK_SUBMIT, pack_json(body), _NOBODY))
+        except Exception as e:
+            raise _planner_error(e) from None
 
     async def get(self, task_id: str) -> dict[str, Any]:
         return await self._call(self._h.get.remote(task_id))
@@ -176,9 +254,23 @@ class PlannerHandle:
     async def event_batches(
         self, task_id: str, after_seq: int = 0
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The task's events as the planner batches them (one Ray item per batch)."""
-        async for ref in self._h.stream_event_batches.remote(task_id, after_seq):
-            yield await self._call(ref)
+        """The task's events as the planner batches them (one channel item per batch)."""
+        client = await self._client()
+        args = pack_json({"task_id": task_id, "after": after_seq})
+        stream = client.stream(Op.TASK_EVENTS, args, _NOBODY)
+        try:
+            async for item in stream:
+                yield unpack_json(item)
+        except Exception as e:
+            raise _planner_error(e) from None
+        finally:
+            await stream.aclose()
+
+    async def _client(self) -> Any:
+        try:
+            return await self._channel.client()
+        except Exception as e:
+            raise _planner_error(e) from None
 
     async def events(self, task_id: str, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
         async for batch in self.event_batches(task_id, after_seq):
@@ -186,7 +278,18 @@ class PlannerHandle:
                 yield event
 
 
-def _cause(err: RayTaskError) -> BaseException:
+def _planner_error(err: Exception) -> Exception:
+    """An error on the planner's channel as the task API reports it."""
+    if isinstance(err, ActorchestraError):
+        return err
+    if isinstance(err, ActorDiedError | ActorUnavailableError | OSError):  # channel errors too
+        return AgentUnavailableError(f"the planner is not running ({err!r}); retry shortly")
+    if isinstance(err, RayTaskError):
+        return _cause(err)
+    return AgentUnavailableError(f"the planner failed: {err}")
+
+
+def _cause(err: RayTaskError) -> Exception:
     cause = getattr(err, "cause", None)
     if isinstance(cause, ActorchestraError):
         return cause

@@ -59,6 +59,7 @@ ORCHESTRATOR = "orchestrator"
 _UNLIMITED = 256  # capacity of an agent replica without a concurrency limit
 _SHIP_FINAL_S = 0.1  # the longest the records wait for readers to send the final event
 _REMOTE_CONNECT_S = 5.0  # connecting to a third-party agent; reading waits for the subtask
+REFRESH_AFTER_S = 0.05  # a pool refresh a submission asks for waits this long (its dispatch)
 
 
 class PlannerOptions(BaseModel):
@@ -112,6 +113,7 @@ class Planner:
         self.pool = Pool()
         self._pool_at = 0.0
         self._pool_lock = asyncio.Lock()
+        self._refresh_due: asyncio.TimerHandle | None = None
         self._llm: Any = None
         self._runs: dict[str, _Active] = {}
         self._finished: OrderedDict[str, TaskView] = OrderedDict()
@@ -171,10 +173,19 @@ class Planner:
     # -- the agents ---------------------------------------------------------------
 
     def _refresh_behind(self) -> None:
-        """Refresh a stale pool in the background (one refresh at a time)."""
+        """Refresh a stale pool in the background (one refresh at a time), a moment after
+        the submission that found it stale: the registry's call and answer cost the
+        planner a millisecond or two of CPU, which that task's first dispatch, right
+        behind the submission, should not wait for."""
         stale = time.monotonic() - self._pool_at >= self.options.registry_refresh_s
-        if stale and not self._pool_lock.locked():
-            self._spawn(self.refresh_pool())
+        if stale and not self._pool_lock.locked() and self._refresh_due is None:
+            self._refresh_due = asyncio.get_running_loop().call_later(
+                REFRESH_AFTER_S, self._refresh_now
+            )
+
+    def _refresh_now(self) -> None:
+        self._refresh_due = None
+        self._spawn(self.refresh_pool())
 
     async def refresh_pool(self, force: bool = False) -> None:
         async with self._pool_lock:

@@ -247,3 +247,34 @@ async def test_the_runtime_is_an_a2a_agent(runtime: Runtime, http: httpx.AsyncCl
     assert final is not None
     assert answer == "VIA A2A"
     assert any(n.startswith("planned") for n in notes)
+
+
+async def test_a_restarted_planner_takes_tasks_again(client: Client, runtime: Runtime) -> None:
+    """Submissions and event streams reach the planner over its channel: after Ray
+    restarts the planner, the ingress opens a new one; meanwhile a submission waits for
+    the planner or is refused with a 503 that says to retry, and loses nothing."""
+    steps = [{"agent": "echo", "input": "before"}]
+    before = await client.run("before", workflow={"kind": "parallel", "steps": steps})
+    assert before["state"] == "completed", before["error"]
+    planner = ray.get_actor("planner", namespace=runtime.namespace)
+    pid = ray.get(planner.__ray_call__.remote(lambda self: __import__("os").getpid()))
+    ray.kill(planner, no_restart=False)
+    ids: list[str] = []
+
+    async def submitted() -> bool:
+        try:
+            workflow = {"kind": "parallel", "steps": [{"agent": "echo", "input": "after"}]}
+            ids.append(await client.submit("after", workflow=workflow, synthesize=False))
+        except ClientError as e:
+            assert e.status == 503 and "retry shortly" in e.message, e
+            return False
+        return True
+
+    await async_wait_for(submitted, timeout=60, what="a submission after the planner restarted")
+    [task_id] = ids
+    seen = [e["kind"] async for e in client.events(task_id)]
+    assert seen[0] == "planned" and seen[-1] == "final"
+    after = await client.get(task_id)
+    assert after["state"] == "completed" and after["result"] == "after"
+    new_pid = ray.get(planner.__ray_call__.remote(lambda self: __import__("os").getpid()))
+    assert new_pid != pid  # a new planner process took it
