@@ -651,12 +651,7 @@ async def test_a_batch_message_runs_items_within_the_concurrency_limit() -> None
     items += [{"id": "bad", "input": "-1"}, {"id": "slow", "input": "1", "timeout_s": 0.1}]
     task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
     assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
-    # One artifact per flush; entry k of its `items` metadata answers part k.
-    by_item = {
-        entry["item"]: (entry, part)
-        for a in task.artifacts
-        for entry, part in zip(json.loads(a.metadata["items"]), a.parts, strict=True)
-    }
+    by_item = _by_item(task)
     assert set(by_item) == {"s0", "s1", "s2", "s3", "s4", "bad", "slow"}
     assert by_item["s3"][1].text == "napped 0.05"
     assert by_item["s3"][0]["ok"] is True
@@ -665,6 +660,16 @@ async def test_a_batch_message_runs_items_within_the_concurrency_limit() -> None
     assert Sleeper.peak == 2  # the replica's concurrency limit held across the batch
     # Items finishing together share an artifact: fewer artifacts than items.
     assert len(task.artifacts) < len(by_item)
+
+
+def _by_item(task: a2a_pb2.Task) -> dict[str, tuple[dict[str, Any], a2a_pb2.Part]]:
+    """A batch's answers by item: one artifact per flush, and entry k of its `items`
+    metadata answers part k."""
+    return {
+        entry["item"]: (entry, part)
+        for a in task.artifacts
+        for entry, part in zip(json.loads(a.metadata["items"]), a.parts, strict=True)
+    }
 
 
 def _flushes(task: a2a_pb2.Task) -> list[list[dict[str, Any]]]:
@@ -719,11 +724,7 @@ async def test_a_batch_without_a_limit_times_out_only_its_slow_items() -> None:
     task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
     assert time.monotonic() - started < 2
     assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
-    by_item = {
-        entry["item"]: (entry, part)
-        for a in task.artifacts
-        for entry, part in zip(json.loads(a.metadata["items"]), a.parts, strict=True)
-    }
+    by_item = _by_item(task)
     assert [by_item[f"s{i}"][1].text for i in range(3)] == ["napped 0.01"] * 3
     assert by_item["untimed"][1].text == "napped 0.05"
     slow = dict(by_item["slow"][0])
@@ -762,11 +763,7 @@ async def test_batch_items_sent_ahead_start_with_their_inputs_outputs() -> None:
     ]
     task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
     assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
-    by_item = {
-        entry["item"]: (entry, part)
-        for a in task.artifacts
-        for entry, part in zip(json.loads(a.metadata["items"]), a.parts, strict=True)
-    }
+    by_item = _by_item(task)
     assert set(by_item) == {"a", "f", "d1", "d2", "d3", "e", "bad", "none", "after-none"}
     # A skill that returns None answers an empty text, as a lone message's task does.
     assert by_item["none"][0]["ok"] is True and by_item["none"][1].text == ""
