@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import sys
 import time
 import urllib.parse
@@ -40,7 +39,7 @@ from actorchestra.actors.executor import STREAMING_STATE, SkillExecutor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, config_revision
 from actorchestra.actors.task_store import BoundedTaskStore
 from actorchestra.protocol.cards import build_agent_card
-from actorchestra.protocol.channel import ChannelServer, Op, ReplicaStatus, pack_status
+from actorchestra.protocol.channel import LazyChannel, Op, ReplicaStatus, pack_status
 from actorchestra.protocol.codec import Packed, pack, unpack
 from actorchestra.protocol.context import CallInfo, ReplicaTaskIdGenerator
 
@@ -87,10 +86,9 @@ class AgentActor:
         self._started_at = time.time()
         self._setup_done = False
         self._setup_lock = asyncio.Lock()
-        # Its own lock: a slow `agent.setup()` must not hold up opening the channel,
-        # which the registry's health probe waits on after a restart.
-        self._channel_lock = asyncio.Lock()
-        self._channel: tuple[ChannelServer, str, int, str] | None = None
+        # Its own lock, not the setup's: a slow `agent.setup()` must not hold up opening
+        # the channel, which the registry's health probe waits on after a restart.
+        self._channel = LazyChannel(self._channel_call, self._channel_stream)
 
     async def _conversation(
         self, context_id: str, task_id: str, request: RequestContext
@@ -205,15 +203,7 @@ class AgentActor:
 
     async def open_channel(self) -> tuple[str, int, str]:
         """Start (once) the channel server; returns host, port and the secret token."""
-        async with self._channel_lock:
-            if self._channel is None:
-                token = secrets.token_hex(16)
-                server = ChannelServer(self._channel_call, self._channel_stream, token)
-                host = self.channel_host()
-                port = await server.start(host)
-                self._channel = (server, host, port, token)
-        _, host, port, token = self._channel
-        return host, port, token
+        return await self._channel.address(self.channel_host())
 
     def channel_host(self) -> str:
         """The address the channel binds to; the Ray wrapper answers with the node's IP."""

@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import IntEnum
@@ -292,6 +293,35 @@ class ChannelServer:
                 with contextlib.suppress(Exception):
                     await aclose()
         await _drain(writer)
+
+
+class LazyChannel:
+    """An actor's channel server, started on the first call for its address.
+
+    What the actor hands its callers over a Ray call (`open_channel`): host, port and a
+    secret token made for this server. Concurrent first calls start one server.
+    """
+
+    def __init__(self, handler: Handler, stream_handler: StreamHandler) -> None:
+        self._handler = handler
+        self._stream_handler = stream_handler
+        self._lock = asyncio.Lock()
+        self._open: tuple[ChannelServer, str, int, str] | None = None
+
+    async def address(self, host: str) -> tuple[str, int, str]:
+        """Start the server on `host` (once); its host, port and token."""
+        async with self._lock:
+            if self._open is None:
+                token = secrets.token_hex(16)
+                server = ChannelServer(self._handler, self._stream_handler, token)
+                self._open = (server, host, await server.start(host), token)
+        _, host, port, token = self._open
+        return host, port, token
+
+    async def close(self) -> None:
+        """Stop the server if it started (see `ChannelServer.close`)."""
+        if self._open is not None:
+            await self._open[0].close()
 
 
 async def _drain(writer: asyncio.StreamWriter) -> None:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -27,7 +26,7 @@ from actorchestra.actors.planner.service import Planner, PlannerOptions, history
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
 from actorchestra.actors.spec import AgentRuntimeOptions, actor_name
-from actorchestra.protocol.channel import ChannelServer, Op
+from actorchestra.protocol.channel import LazyChannel, Op
 from actorchestra.protocol.codec import Packed
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
@@ -101,8 +100,7 @@ class RayPlanner(Planner):
         self._namespace = namespace
         self._registry_handle: RegistryHandle | None = None
         self._connecting: set[asyncio.Task[None]] = set()
-        self._channel_lock = asyncio.Lock()
-        self._channel: tuple[ChannelServer, str, int, str] | None = None
+        self._channel = LazyChannel(self._channel_call, self._channel_stream)
         self._cpus_known: tuple[float, int] | None = None  # (when, the cluster's CPUs)
         # The history store lives in an actor of its own: its DuckDB writes hold the GIL
         # for milliseconds at a time, which here stalled the loop that dispatches.
@@ -175,14 +173,7 @@ class RayPlanner(Planner):
         host, port and secret token. A Ray call from the ingress took 3-5 ms to reach the
         planner here, and each event batch as a Ray stream item 2-6 ms to come back: on
         the path of every task, at its start and at its final event."""
-        async with self._channel_lock:
-            if self._channel is None:
-                token = secrets.token_hex(16)
-                server = ChannelServer(self._channel_call, self._channel_stream, token)
-                host = ray.util.get_node_ip_address()
-                self._channel = (server, host, await server.start(host), token)
-        _, host, port, token = self._channel
-        return host, port, token
+        return await self._channel.address(ray.util.get_node_ip_address())
 
     async def _channel_call(self, op: Op, packed: Packed | None, call: CallInfo) -> Packed | None:
         if op == Op.TASK_SUBMIT:

@@ -69,8 +69,7 @@ def _replica(index: int) -> AgentActor:
 
 async def _die(actor: AgentActor, *channels: ReplicaChannel) -> None:
     """Close the actor's channel server, and wait until its callers have seen it close."""
-    assert actor._channel is not None
-    await actor._channel[0].close()
+    await actor._channel.close()
     deadline = time.monotonic() + 5
     while not all(c.lost for c in channels):
         assert time.monotonic() < deadline, "the channel's callers never saw it close"
@@ -116,8 +115,7 @@ class Runtime:
             await self.registry.unregister("text")
         await self.registry.check_health()  # closes the channels of unlisted replicas
         for handle in self.handles.values():
-            if handle.actor._channel is not None:
-                await handle.actor._channel[0].close()
+            await handle.actor._channel.close()
 
 
 @pytest.fixture
@@ -234,5 +232,4 @@ async def test_a_replica_channel_pings_and_reopens_after_its_actor_restarts() ->
         assert handle.opened == 3  # the first channel, the one given up on, the new one
     finally:
         await channel.close()
-        if handle.actor._channel is not None:
-            await handle.actor._channel[0].close()
+        await handle.actor._channel.close()
