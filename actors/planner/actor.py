@@ -26,7 +26,7 @@ from actorchestra.actors.planner.service import Planner, PlannerOptions, history
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
 from actorchestra.actors.spec import AgentRuntimeOptions, actor_name
-from actorchestra.protocol.channel import LazyChannel, Op
+from actorchestra.protocol.channel import ChannelClient, LazyChannel, Op
 from actorchestra.protocol.codec import Packed
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
@@ -212,12 +212,8 @@ class PlannerHandle:
     async def _call(self, ref: Any) -> Any:
         try:
             return await ref
-        except RayTaskError as e:
-            raise _cause(e) from None
-        except (ActorDiedError, ActorUnavailableError) as e:
-            raise AgentUnavailableError(
-                f"the planner is not running ({e!r}); retry shortly"
-            ) from None
+        except (RayTaskError, ActorDiedError, ActorUnavailableError) as e:
+            raise _planner_error(e) from None
 
     async def reconfigure(self, options: PlannerOptions, deployed_at: float | None = None) -> None:
         """Hand the planner a deploy's options (see `Planner.reconfigure`); idempotent."""
@@ -257,7 +253,7 @@ class PlannerHandle:
         finally:
             await stream.aclose()
 
-    async def _client(self) -> Any:
+    async def _client(self) -> ChannelClient:
         try:
             return await self._channel.client()
         except Exception as e:
@@ -270,13 +266,14 @@ class PlannerHandle:
 
 
 def _planner_error(err: Exception) -> Exception:
-    """An error on the planner's channel as the task API reports it."""
+    """An error reaching the planner, by a Ray call or its channel, as the task API
+    reports it: the planner's own errors as themselves, a dead planner as a 503."""
+    if isinstance(err, RayTaskError):  # first: Ray may make it an instance of its cause too
+        return _cause(err)
     if isinstance(err, ActorchestraError):
         return err
     if isinstance(err, ActorDiedError | ActorUnavailableError | OSError):  # channel errors too
         return AgentUnavailableError(f"the planner is not running ({err!r}); retry shortly")
-    if isinstance(err, RayTaskError):
-        return _cause(err)
     return AgentUnavailableError(f"the planner failed: {err}")
 
 
