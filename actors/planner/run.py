@@ -262,16 +262,7 @@ class TaskRun:
                     sub.hold_s,
                 )
             )
-            self.events.emit(
-                self.task_id,
-                EventKind.SUBTASK_STARTED,
-                {
-                    "subtask": sub.spec.id,
-                    "agent": agent.name,
-                    "skill": sub.spec.skill,
-                    "attempt": sub.attempts,
-                },
-            )
+            self._emit_started(sub)
         for (agent_name, skill), items in groups.items():
             # The endpoint sends each message to the least busy replica.
             agent = self.pool.agents[agent_name]
@@ -349,6 +340,9 @@ class TaskRun:
         sub.state, sub.agent = SubtaskState.RUNNING, sub.ahead.name
         sub.started_at = at if at is not None else time.time()
         sub.attempts += 1
+        self._emit_started(sub)
+
+    def _emit_started(self, sub: SubRun) -> None:
         self.events.emit(
             self.task_id,
             EventKind.SUBTASK_STARTED,
