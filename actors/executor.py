@@ -221,6 +221,7 @@ class SkillExecutor(AgentExecutor):
         broken: list[BaseException | None] = []
         # Dependants sent ahead: which items each waits on, and who waits on each item.
         waiting: dict[str, int] = {}
+        inputs: dict[str, list[tuple[str, str | None]]] = {}  # a waiting item's `deps`
         dependants: dict[str, list[dict[str, Any]]] = {}
         outputs: dict[str, str] = {}  # output text of finished items a dependant needs
 
@@ -275,6 +276,11 @@ class SkillExecutor(AgentExecutor):
                 broken.append(task.exception())  # a bug here, not the skill's failure
                 all_done.set()
 
+        def failed(item_id: str, error: str, **extra: Any) -> None:
+            """`item_id` answered with a failure: its entry, and the error as its part."""
+            meta = {"item": item_id, "ok": False, **extra, "error": error, "at": time.time()}
+            finished.append((meta, a2a_pb2.Part(text=error)))
+
         def not_run(item_id: str, why: str) -> int:
             """`item_id`'s dependants in this batch, and theirs, answered "not run"."""
             count, stack = 0, list(dependants.pop(item_id, ()))
@@ -283,10 +289,7 @@ class SkillExecutor(AgentExecutor):
                 dep_id = str(dep.get("id", ""))
                 if waiting.pop(dep_id, None) is None:
                     continue  # answered already (it waits on two that failed)
-                error = f"not run: its input {why}"
-                meta = {"item": dep_id, "ok": False, "unrun": True, "error": error}
-                meta["at"] = time.time()
-                finished.append((meta, a2a_pb2.Part(text=error)))
+                failed(dep_id, f"not run: its input {why}", unrun=True)
                 count += 1
                 stack.extend(dependants.pop(dep_id, ()))
             return count
@@ -305,8 +308,8 @@ class SkillExecutor(AgentExecutor):
                 if not waiting[dep_id]:
                     del waiting[dep_id]
                     results = [
-                        (str(d), text if isinstance(text, str) else outputs[str(d)])
-                        for d, text in dep["deps"]
+                        (d, text if text is not None else outputs[d])
+                        for d, text in inputs.pop(dep_id)
                     ]
                     start(dep, with_results(str(dep.get("input", "")), results), True)
 
@@ -321,15 +324,14 @@ class SkillExecutor(AgentExecutor):
                 parts=[a2a_pb2.Part(text=text)],
             )
             ctx = template.for_item(message, {**base, "item": item_id})
-            meta: dict[str, Any] = {"item": item_id, "ok": True}
-            part: a2a_pb2.Part | None
+            part: a2a_pb2.Part | None = None
+            error: str | None = None
             try:
                 if self._slots is None and not own_timeout:
                     part = await run(fn, ctx)  # under the batch's shared deadline
                 else:
                     async with self._slots or contextlib.nullcontext(), asyncio.timeout(timeout):
                         part = await run(fn, ctx)
-                meta.update(ctx.result_metadata)
             except (TimeoutError, asyncio.CancelledError) as e:
                 if isinstance(e, asyncio.CancelledError):
                     task = asyncio.current_task()
@@ -337,21 +339,23 @@ class SkillExecutor(AgentExecutor):
                         raise  # the batch itself is cancelled (CancelTask)
                     assert task is not None
                     task.uncancel()  # its shared deadline passed
-                part, meta = None, {**meta, "ok": False, "error": f"timed out after {timeout}s"}
+                error = f"timed out after {timeout}s"
             except Exception as e:  # the item's failure, reported in its entry
-                part, meta = None, {**meta, "ok": False, "error": f"{type(e).__name__}: {e}"}
-            meta["at"] = time.time()
+                error = f"{type(e).__name__}: {e}"
             count = 1
-            if meta["ok"]:
+            if error is None:
+                meta: dict[str, Any] = {"item": item_id, "ok": True}
+                meta.update(ctx.result_metadata)
+                meta["at"] = time.time()
                 part = part if part is not None else a2a_pb2.Part(text="")  # it returned None
                 finished.append((meta, part))
                 release(item_id, part)
             else:
-                finished.append((meta, a2a_pb2.Part(text=meta["error"])))
-                count += not_run(item_id, f"{item_id!r} failed: {meta['error']}")
+                failed(item_id, error)
+                count += not_run(item_id, f"{item_id!r} failed: {error}")
             settled(count)
             hold_s = item.get("hold_s")
-            if left and meta["ok"] and isinstance(hold_s, int | float) and hold_s > 0:
+            if left and error is None and isinstance(hold_s, int | float) and hold_s > 0:
                 flush_within(float(hold_s))
             else:  # awaited, failed (a retry may start at once), or the batch's last
                 flush_now()
@@ -361,16 +365,17 @@ class SkillExecutor(AgentExecutor):
         for item in items:
             item_id = str(item.get("id", ""))
             try:
-                pending, results = _batch_deps(item.get("deps"), known - {item_id})
+                deps = _batch_deps(item.get("deps"), known - {item_id})
             except ValueError as e:
-                meta = {"item": item_id, "ok": False, "error": str(e), "at": time.time()}
-                finished.append((meta, a2a_pb2.Part(text=str(e))))
+                failed(item_id, str(e))
                 settled(1)
                 continue
+            pending = [dep for dep, text in deps if text is None]
             if not pending:
-                first.append((item, with_results(str(item.get("input", "")), results)))
+                given = [(dep, text) for dep, text in deps if text is not None]
+                first.append((item, with_results(str(item.get("input", "")), given)))
                 continue
-            waiting[item_id] = len(pending)
+            waiting[item_id], inputs[item_id] = len(pending), deps
             for dep_id in pending:
                 dependants.setdefault(dep_id, []).append(item)
         tasks = [start(item, text, False) for item, text in first]
@@ -479,26 +484,23 @@ class SkillExecutor(AgentExecutor):
         await updater.cancel()
 
 
-def _batch_deps(deps: Any, known: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """A batch entry's `deps`: the items of the batch it waits on, and the outputs it
-    was sent with. Raises ValueError, saying what is wrong, for a malformed list."""
+def _batch_deps(deps: Any, known: set[str]) -> list[tuple[str, str | None]]:
+    """A batch entry's `deps`, checked: (input id, its output text, or None for an item of
+    this batch, one of `known`). Raises ValueError, saying what is wrong, for a malformed
+    list."""
     if deps is None:
-        return [], []
+        return []
     shape = "`deps` must be [[id, output text or null], ...], null naming an item of the batch"
     if not isinstance(deps, list):
         raise ValueError(shape)
-    pending: list[str] = []
-    results: list[tuple[str, str]] = []
+    checked: list[tuple[str, str | None]] = []
     for entry in deps:
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
             raise ValueError(shape)
         dep, text = entry
-        if text is None:
-            if dep not in known:
-                raise ValueError(f"{shape}: {dep!r} is not one")
-            pending.append(dep)
-        elif isinstance(text, str):
-            results.append((dep, text))
-        else:
+        if text is None and dep not in known:
+            raise ValueError(f"{shape}: {dep!r} is not one")
+        if text is not None and not isinstance(text, str):
             raise ValueError(shape)
-    return pending, results
+        checked.append((dep, text))
+    return checked
