@@ -77,8 +77,8 @@ def _list_key(task: a2a_pb2.Task) -> tuple[bool, int, str]:
 
 
 class ReplicaChannel:
-    """One replica's channel: opened through its actor handle on first use, and again
-    whenever the last one closed (the actor died or restarted).
+    """One replica's channel (or the planner's): opened through its actor handle on first
+    use, and again whenever the last one closed (the actor died or restarted).
 
     Transport errors are raised as they are (or as `ChannelNotOpenedError`): what they
     mean is the caller's to say, a replica to avoid for the endpoint, an unhealthy one

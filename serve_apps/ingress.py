@@ -110,7 +110,9 @@ class Ingress:
         await self.planner.reconfigure(planner_options, self.deployed_at)
         self.replica = current_replica()  # named on every response (X-Actorchestra-Replica)
         self.started_at = time.time()
-        self._settings = asyncio.create_task(self._reassert(planner_options))
+        self._settings = asyncio.create_task(
+            self._reassert(planner_options), name="ingress-reassert-settings"
+        )
 
     async def _reassert(self, planner_options: PlannerOptions) -> None:
         """Hand the registry and the planner this deploy's settings every few seconds.
