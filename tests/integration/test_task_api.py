@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 import httpx
@@ -259,6 +260,15 @@ async def test_a_restarted_planner_takes_tasks_again(client: Client, runtime: Ru
     planner = ray.get_actor("planner", namespace=runtime.namespace)
     pid = ray.get(planner.__ray_call__.remote(lambda self: __import__("os").getpid()))
     ray.kill(planner, no_restart=False)
+
+    def gone() -> bool:  # a submission sent before the kill lands would die with it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    await async_wait_for(gone, timeout=30, what="the killed planner's process to exit")
     ids: list[str] = []
 
     async def submitted() -> bool:
