@@ -300,10 +300,14 @@ class TaskRun:
         out: list[Item] = []
         while True:
             wave: dict[str, SubRun] = {}
+            seen: set[str] = set()  # each dependant checked once a wave (a fan-in of 1,000)
             for member in frontier:
                 for dep_id in self.subs[member].dependants:
+                    if dep_id in seen:
+                        continue
+                    seen.add(dep_id)
                     sub = self.subs[dep_id]
-                    if dep_id not in wave and self._goes_ahead(sub, agent, skill, members):
+                    if self._goes_ahead(sub, agent, skill, members):
                         wave[dep_id] = sub
             room = min(
                 MAX_BATCH - len(chunk) - len(out), self.options.max_parallel - self.in_flight
