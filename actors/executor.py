@@ -365,7 +365,7 @@ class SkillExecutor(AgentExecutor):
         for item in items:
             item_id = str(item.get("id", ""))
             try:
-                deps = _batch_deps(item.get("deps"), known - {item_id})
+                deps = _batch_deps(item.get("deps"), known, item_id)
             except ValueError as e:
                 failed(item_id, str(e))
                 settled(1)
@@ -484,10 +484,10 @@ class SkillExecutor(AgentExecutor):
         await updater.cancel()
 
 
-def _batch_deps(deps: Any, known: set[str]) -> list[tuple[str, str | None]]:
-    """A batch entry's `deps`, checked: (input id, its output text, or None for an item of
-    this batch, one of `known`). Raises ValueError, saying what is wrong, for a malformed
-    list."""
+def _batch_deps(deps: Any, known: set[str], own_id: str) -> list[tuple[str, str | None]]:
+    """Item `own_id`'s `deps`, checked: (input id, its output text, or None for another
+    item of this batch, one of `known`). Raises ValueError, saying what is wrong, for a
+    malformed list."""
     if deps is None:
         return []
     shape = "`deps` must be [[id, output text or null], ...], null naming an item of the batch"
@@ -498,7 +498,7 @@ def _batch_deps(deps: Any, known: set[str]) -> list[tuple[str, str | None]]:
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
             raise ValueError(shape)
         dep, text = entry
-        if text is None and dep not in known:
+        if text is None and (dep not in known or dep == own_id):
             raise ValueError(f"{shape}: {dep!r} is not one")
         if text is not None and not isinstance(text, str):
             raise ValueError(shape)

@@ -758,13 +758,14 @@ async def test_batch_items_sent_ahead_start_with_their_inputs_outputs() -> None:
         {"id": "d3", "input": "d3", "deps": [["d2", None], ["a", None]]},
         {"id": "e", "input": "e", "deps": [["d1", None]], "timeout_s": 5},
         {"id": "bad", "input": "b", "deps": [["nope", None]]},
+        {"id": "self", "input": "s", "deps": [["self", None]]},
         {"id": "none", "input": "nothing"},
         {"id": "after-none", "input": "n", "deps": [["none", None]]},
     ]
     task = await _send(actor, _request("batch", metadata={"actorchestra.batch": items}))
     assert task.status.state == a2a_pb2.TaskState.TASK_STATE_COMPLETED
     by_item = _by_item(task)
-    assert set(by_item) == {"a", "f", "d1", "d2", "d3", "e", "bad", "none", "after-none"}
+    assert set(by_item) == {"a", "f", "d1", "d2", "d3", "e", "bad", "self", "none", "after-none"}
     # A skill that returns None answers an empty text, as a lone message's task does.
     assert by_item["none"][0]["ok"] is True and by_item["none"][1].text == ""
     assert by_item["after-none"][1].text == "n\n\nResults of earlier steps:\n[none] "
@@ -777,6 +778,8 @@ async def test_batch_items_sent_ahead_start_with_their_inputs_outputs() -> None:
         assert entry["ok"] is False and entry["unrun"] is True
         assert "'f' failed: ValueError: asked to fail" in entry["error"]
     assert by_item["bad"][0]["ok"] is False and "'nope' is not one" in by_item["bad"][0]["error"]
+    # An item waiting on itself would never start: refused like an unknown input.
+    assert by_item["self"][0]["ok"] is False and "'self' is not one" in by_item["self"][0]["error"]
 
 
 def test_actor_names_parse_back_and_nothing_else_does() -> None:
