@@ -26,8 +26,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from actorchestra.actors.history.config import HistoryConfig
 from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
-from actorchestra.actors.history.records import SubtaskRecord, TaskRecord, TaskUpdate
-from actorchestra.actors.history.store import HistoryStore
+from actorchestra.actors.history.records import NewEvent, SubtaskRecord, TaskRecord, TaskUpdate
+from actorchestra.actors.history.store import MAX_PAGE, HistoryStore
 from actorchestra.actors.llm.config import LLMConfig
 from actorchestra.actors.planner.events import EventLog
 from actorchestra.actors.planner.graph import plan_from_workflow, plan_problems
@@ -60,6 +60,10 @@ _UNLIMITED = 256  # capacity of an agent replica without a concurrency limit
 _SHIP_FINAL_S = 0.1  # the longest the records wait for readers to send the final event
 _REMOTE_CONNECT_S = 5.0  # connecting to a third-party agent; reading waits for the subtask
 REFRESH_AFTER_S = 0.05  # a pool refresh a submission asks for waits this long (its dispatch)
+INTERRUPTED = (
+    "interrupted: the planner running this task stopped (restarted or shut down) before it "
+    "ended; submit it again"
+)
 
 
 class PlannerOptions(BaseModel):
@@ -119,13 +123,79 @@ class Planner:
         self._finished: OrderedDict[str, TaskView] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
+        self._start_lock = asyncio.Lock()
 
     async def start(self) -> None:
         if self._started:
             return
-        await self.store.start()
-        self._llm = _llm_client(self.options.llm)
-        self._started = True
+        async with self._start_lock:  # the first calls may come together: one start
+            if self._started:
+                return
+            await self.store.start()
+            self._llm = _llm_client(self.options.llm)
+            await self._end_interrupted()
+            self._started = True
+
+    async def _end_interrupted(self) -> None:
+        """End the tasks the history holds as unfinished when this planner starts.
+
+        A task runs in the planner's memory: one that was pending, planning or running
+        when its planner stopped (killed, crashed, its node lost, the runtime shut down
+        under it) has nothing running it any more. Each is recorded as failed, with a
+        final event saying why, so that a client following it (or resuming its stream
+        after the restart) gets an ending instead of a task that stays "running".
+        """
+        unfinished = [s.value for s in TaskState if s not in FINISHED]
+        records: list[TaskRecord] = []
+        cursor: str | None = None
+        while True:
+            page = await self.store.list_tasks(state=unfinished, limit=MAX_PAGE, cursor=cursor)
+            records += page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        if not records:
+            return
+        now = time.time()
+        finals: list[NewEvent] = []
+        for r in records:
+            # It may have ended with its final event recorded but not yet its row: the
+            # row then takes the ending the event gives, and no second final is written.
+            last_seq = await self.store.last_event_seq(r.task_id)
+            last = await self.store.events_after(r.task_id, last_seq - 1, 1) if last_seq else []
+            if last and last[0].kind == EventKind.FINAL.value and isinstance(last[0].data, dict):
+                data = last[0].data
+                state, error, result = data.get("state"), data.get("error"), data.get("result")
+                if state not in FINISHED:
+                    state, error = TaskState.FAILED.value, INTERRUPTED
+            else:
+                state, error, result = TaskState.FAILED.value, INTERRUPTED, None
+                usage = Usage(
+                    prompt_tokens=r.prompt_tokens,
+                    completion_tokens=r.completion_tokens,
+                    cost_usd=r.cost_usd,
+                )
+                data = {"state": state, "result": None, "error": error, "usage": usage.model_dump()}
+                finals.append(
+                    NewEvent(task_id=r.task_id, kind=EventKind.FINAL.value, data=data, ts=_dt(now))
+                )
+            await self.store.update_task(
+                TaskUpdate(
+                    task_id=r.task_id,
+                    state=str(state),
+                    error=error,
+                    result=_jsonable(result),
+                    finished_at=_dt(now),
+                ),
+                returning=False,
+            )
+        if finals:
+            await self.store.append_events(finals)
+        logger.warning(
+            "%d task(s) were unfinished when the planner stopped; recorded as failed: %s",
+            len(records),
+            ", ".join(r.task_id for r in records[:10]) + (" ..." if len(records) > 10 else ""),
+        )
 
     async def reconfigure(self, options: PlannerOptions, deployed_at: float | None = None) -> None:
         """Take a deploy's options: the planner actor outlives deploys (idempotent).

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from actorchestra.actors.agent import Agent, SkillContext, skill
+from actorchestra.actors.history.records import NewEvent, TaskRecord
 from actorchestra.actors.llm.config import LLMConfig
 from actorchestra.actors.planner.run import HOLD_FAN_IN, MAX_BATCH, MIN_SPLIT, AgentInfo
 from actorchestra.actors.planner.service import Planner, TaskNotFound
@@ -271,6 +272,58 @@ async def test_events_resume_after_a_seq_and_tasks_page(tmp_path: Path) -> None:
     await planner.delete(ids[0])
     with pytest.raises(TaskNotFound):
         await planner.get(ids[0])
+
+
+async def test_tasks_a_stopped_planner_left_unfinished_end_when_the_next_one_starts(
+    tmp_path: Path,
+) -> None:
+    """What a planner killed in the middle of its tasks leaves in the history: rows still
+    running, events up to where it stopped (at most its final event, its row not yet
+    updated). The next planner on that history ends each as a client would want it:
+    failed with the reason and a final event, or as its recorded final event says."""
+    old = make_planner(tmp_path, SPECS)
+    body = {"input": "x", "workflow": {"kind": "parallel", "steps": [{"skill": "uppercase"}]}}
+    done, _ = await run(old, body)
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    await old.store.upsert_tasks(
+        [
+            TaskRecord(task_id="cut-off", user_id="ann", state="running", input="a"),
+            TaskRecord(task_id="all-but-row", user_id="ann", state="running", input="b"),
+            TaskRecord(task_id="never-planned", user_id="ann", state="pending", input="c"),
+        ]
+    )
+    final = {"state": "completed", "result": "B", "error": None, "usage": usage}
+    await old.store.append_events(
+        [
+            NewEvent(task_id="cut-off", kind="planned", data={"subtasks": []}),
+            NewEvent(task_id="cut-off", kind="subtask_started", data={"subtask": "s1"}),
+            NewEvent(task_id="all-but-row", kind="final", data=final),
+        ]
+    )
+    await old.store.close()
+
+    new = make_planner(tmp_path, SPECS)
+    cut_off = await new.get("cut-off")
+    assert cut_off["state"] == "failed"
+    assert cut_off["error"].startswith("interrupted: the planner running this task stopped")
+    assert cut_off["finished_at"] is not None
+    events = [e async for e in new.stream_events("cut-off")]
+    assert [(e["seq"], e["kind"]) for e in events] == [
+        (1, "planned"),
+        (2, "subtask_started"),
+        (3, "final"),
+    ]
+    assert events[-1]["data"]["state"] == "failed"
+    assert events[-1]["data"]["error"] == cut_off["error"]
+    ended = await new.get("all-but-row")
+    assert (ended["state"], ended["result"]) == ("completed", "B")
+    assert [e["kind"] async for e in new.stream_events("all-but-row")] == ["final"]
+    assert (await new.get("never-planned"))["state"] == "failed"
+    assert (await new.get(done["task_id"]))["state"] == "completed"  # an ended task: as it was
+    assert (await new.list(state="running"))["tasks"] == []
+    # And the new planner runs tasks as ever.
+    again, _ = await run(new, body)
+    assert again["state"] == "completed"
 
 
 async def test_llm_plans_a_request_against_the_registry_skills(
