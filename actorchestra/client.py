@@ -6,7 +6,9 @@
         print(task["state"], task["result"])
 
 `events` follows the live stream and, if the connection drops, reconnects with
-`Last-Event-ID` so no event is lost or repeated.
+`Last-Event-ID` so no event is lost or repeated; while the runtime answers 503 (its
+planner restarting) it retries, with the same back-off. A task that was running in a
+planner that stopped ends with a final event in state `failed` ("interrupted: ...").
 
 A runtime with auth (`ACTORCHESTRA_AUTH_TOKENS`) takes the caller from a bearer token:
 `Client(url, token=...)`, or `ACTORCHESTRA_TOKEN` in the environment (or `.env`) when
@@ -31,6 +33,7 @@ from actorchestra.settings import ClientSettings
 logger = logging.getLogger(__name__)
 
 OnEvent = Callable[[dict[str, Any]], Awaitable[None] | None]
+RECONNECTS = 8  # retries in a row of a dropped event stream or a 503 (about 25 s)
 
 
 class ClientError(Exception):
@@ -124,9 +127,14 @@ class Client:
         await self._json("DELETE", f"/v1/tasks/{task_id}")
 
     async def events(
-        self, task_id: str, after: int = 0, reconnects: int = 5
+        self, task_id: str, after: int = 0, reconnects: int = RECONNECTS
     ) -> AsyncIterator[dict[str, Any]]:
-        """The task's events from after `after` until its final one, resuming on drops."""
+        """The task's events from after `after` until its final one, resuming on drops.
+
+        A dropped connection, or a 503 while the runtime's planner restarts, is retried
+        up to `reconnects` times in a row (back-off 0.4 s doubling to 5 s: about 25 s
+        with the default), resuming after the last event received.
+        """
         last, attempts = after, 0
         while True:
             try:
@@ -136,12 +144,14 @@ class Client:
                     if event["kind"] == "final":
                         return
                 return  # the stream ended without a final event: the task is gone
-            except (httpx.TransportError, httpx.RemoteProtocolError) as e:
+            except (httpx.TransportError, httpx.RemoteProtocolError, ClientError) as e:
+                if isinstance(e, ClientError) and e.status != 503:
+                    raise
                 attempts += 1
                 if attempts > reconnects:
                     raise
                 logger.info("event stream dropped (%r); resuming after %d", e, last)
-                await asyncio.sleep(min(0.2 * 2**attempts, 5))
+                await asyncio.sleep(_backoff(attempts))
 
     async def _sse(self, task_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
         headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after), **self._auth()}
@@ -171,7 +181,15 @@ class Client:
                         await maybe
 
         await asyncio.wait_for(follow(), timeout_s)
-        return await self.get(task_id)
+        attempt = 0
+        while True:
+            try:
+                return await self.get(task_id)
+            except ClientError as e:  # the planner restarting: as `events` does
+                attempt += 1
+                if e.status != 503 or attempt > RECONNECTS:
+                    raise
+                await asyncio.sleep(_backoff(attempt))
 
     async def run(
         self,
@@ -183,6 +201,10 @@ class Client:
         """Submit and wait: the finished task (its state, result, subtasks, usage)."""
         task_id = await self.submit(input, **submit_options)
         return await self.wait(task_id, on_event, timeout_s)
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.2 * 2**attempt, 5.0)
 
 
 def bearer_headers(token: SecretStr | None) -> dict[str, str]:

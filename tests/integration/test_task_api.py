@@ -253,10 +253,34 @@ async def test_the_runtime_is_an_a2a_agent(runtime: Runtime, http: httpx.AsyncCl
 async def test_a_restarted_planner_takes_tasks_again(client: Client, runtime: Runtime) -> None:
     """Submissions and event streams reach the planner over its channel: after Ray
     restarts the planner, the ingress opens a new one; meanwhile a submission waits for
-    the planner or is refused with a 503 that says to retry, and loses nothing."""
+    the planner or is refused with a 503 that says to retry, and loses nothing. A task
+    that was running in the killed planner ends failed, "interrupted", and a client
+    following its events through the restart gets that final event."""
     steps = [{"agent": "echo", "input": "before"}]
     before = await client.run("before", workflow={"kind": "parallel", "steps": steps})
     assert before["state"] == "completed", before["error"]
+    long_steps = [{"skill": "sleep", "input": "30"}]
+    long_id = await client.submit(
+        "long", workflow={"kind": "parallel", "steps": long_steps}, synthesize=False
+    )
+    followed: list[dict[str, Any]] = []
+    started = asyncio.Event()
+
+    async def follow() -> None:
+        async for event in client.events(long_id):
+            followed.append(event)
+            if event["kind"] == "subtask_started":
+                started.set()
+
+    follower = asyncio.create_task(follow())
+    await asyncio.wait_for(started.wait(), 30)
+
+    async def recorded_running() -> bool:  # its row is in the history, as a crash leaves it
+        listed = await client.list(state="running")
+        return long_id in [t["task_id"] for t in listed["tasks"]]
+
+    await async_wait_for(recorded_running, timeout=30, what="the long task's row")
+    await asyncio.sleep(0.3)  # its events too: they are recorded every 50 ms
     planner = ray.get_actor("planner", namespace=runtime.namespace)
     pid = ray.get(planner.__ray_call__.remote(lambda self: __import__("os").getpid()))
     ray.kill(planner, no_restart=False)
@@ -288,3 +312,11 @@ async def test_a_restarted_planner_takes_tasks_again(client: Client, runtime: Ru
     assert after["state"] == "completed" and after["result"] == "after"
     new_pid = ray.get(planner.__ray_call__.remote(lambda self: __import__("os").getpid()))
     assert new_pid != pid  # a new planner process took it
+    await asyncio.wait_for(follower, 60)  # through the restart's dropped stream and 503s
+    kinds = [e["kind"] for e in followed]
+    assert kinds[:2] == ["planned", "subtask_started"] and kinds[-1] == "final", kinds
+    assert [e["seq"] for e in followed] == list(range(1, len(followed) + 1))  # none twice
+    assert followed[-1]["data"]["state"] == "failed"
+    assert followed[-1]["data"]["error"].startswith("interrupted: the planner running this task")
+    long = await client.get(long_id)
+    assert long["state"] == "failed" and long["error"] == followed[-1]["data"]["error"]
