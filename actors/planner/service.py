@@ -192,7 +192,7 @@ class Planner:
         if finals:
             await self.store.append_events(finals)
         logger.warning(
-            "%d task(s) were unfinished when the planner stopped; recorded as failed: %s",
+            "%d task(s) were unfinished when the last planner stopped; now ended: %s",
             len(records),
             ", ".join(r.task_id for r in records[:10]) + (" ..." if len(records) > 10 else ""),
         )
