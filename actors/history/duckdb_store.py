@@ -84,7 +84,10 @@ class DuckDBHistoryStore(HistoryStore):
         return store
 
     async def start(self) -> None:
-        """Open (and if needed create or migrate) the file on the store's own thread."""
+        """Open (and if needed create or migrate) the file on the store's own thread; an
+        open store stays as it is (idempotent, as every store's `start`)."""
+        if self._state == "open":
+            return
         if self._state != "new":
             raise HistoryError(f"history store already {self._state}")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-duckdb")

@@ -423,6 +423,13 @@ async def test_chat_turns_window_by_count_budget_and_context(store: HistoryStore
     assert len(await store.chat_turns("v")) == 1
 
 
+async def test_starting_a_started_store_again_changes_nothing(store: HistoryStore) -> None:
+    """A planner whose first start failed after opening its store starts again."""
+    await store.upsert_tasks([task(1)])
+    await store.start()
+    assert (await store.get_task("task-0001")) is not None
+
+
 async def test_a_closed_store_refuses_calls(store: HistoryStore) -> None:
     await store.close()
     with pytest.raises(HistoryClosedError):
