@@ -13,6 +13,7 @@ import ray
 from a2a.helpers import new_text_message
 from a2a.types import a2a_pb2
 
+from actorchestra.actors.planner.actor import RECORD_EVERY_S
 from actorchestra.client import Client, ClientError
 from tests.integration.conftest import Runtime, async_wait_for, make_client
 
@@ -280,7 +281,9 @@ async def test_a_restarted_planner_takes_tasks_again(client: Client, runtime: Ru
         return long_id in [t["task_id"] for t in listed["tasks"]]
 
     await async_wait_for(recorded_running, timeout=30, what="the long task's row")
-    await asyncio.sleep(0.3)  # its events too: they are recorded every 50 ms
+    # Its events too: the planner records them every RECORD_EVERY_S, then the history
+    # actor writes them (50 ms); twice that and more is room enough.
+    await asyncio.sleep(2 * RECORD_EVERY_S + 0.2)
     planner = ray.get_actor("planner", namespace=runtime.namespace)
     pid = ray.get(planner.__ray_call__.remote(lambda self: __import__("os").getpid()))
     ray.kill(planner, no_restart=False)
