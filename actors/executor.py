@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import time
 import uuid
@@ -24,6 +23,7 @@ from actorchestra.actors.agent import Agent, Chunk, NeedsInput, Rejected, SkillC
 from actorchestra.actors.batch import (
     BATCH_KEY,
     batch_items,
+    dumps,
     output_text,
     part_value,
     with_results,
@@ -237,7 +237,7 @@ class SkillExecutor(AgentExecutor):
                         [part for _, part in out],
                         artifact_id=f"items-{sent}",
                         name=template.skill_id,
-                        metadata={"items": json.dumps([meta for meta, _ in out])},
+                        metadata={"items": dumps([meta for meta, _ in out])},
                         last_chunk=True,
                     )
             finally:

@@ -38,6 +38,7 @@ PAGE = 1000  # events per replayed batch
 # processes): subtasks finishing one at a time, every millisecond or so, made a batch
 # each. The final event is never held.
 GATHER_S = 0.01
+_FINAL = EventKind.FINAL.value
 
 Event = dict[str, Any]  # {"task_id", "seq", "kind", "data", "ts"}
 _BEHIND: list[Event] = []  # a reader's inbox filled up: it reads on from the log
@@ -59,7 +60,7 @@ class _Reader:
             self.closed = self.cut_off = True
         else:
             self.events.append(event)
-            self.closed = event["kind"] == EventKind.FINAL.value
+            self.closed = event["kind"] == _FINAL
         self.wake.set()
         if self.closed:
             self.urgent.set()
@@ -95,7 +96,7 @@ class EventLog:
         event: Event = {
             "task_id": task_id,
             "seq": log[-1]["seq"] + 1 if log else 1,
-            "kind": kind.value,
+            "kind": kind._value_,  # `.value` goes through enum's descriptor: 5x slower
             "data": data or {},
             "ts": time.time(),
         }

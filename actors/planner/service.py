@@ -707,6 +707,8 @@ class _Active:
         self.settled = asyncio.Event()  # ended, and its records written (or failed)
 
     def add_usage(self, usage: dict[str, Any]) -> None:
+        if not usage:  # most subtasks: no LLM call (and a pydantic field write is ~1 us)
+            return
         self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
         self.usage.cost_usd += float(usage.get("cost_usd") or usage.get("cost") or 0.0)
