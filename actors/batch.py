@@ -21,7 +21,6 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from a2a.types import a2a_pb2
 from google.protobuf.json_format import MessageToDict
 
@@ -38,16 +37,6 @@ def batch_items(value: Any) -> list[dict[str, Any]] | None:
     if not isinstance(value, list):
         return None
     return [item for item in value if isinstance(item, dict)]
-
-
-def dumps(value: Any) -> str:
-    """JSON text of a batch's item list (or an artifact's): orjson, 3-5x the stdlib's
-    speed on a few hundred entries; what it refuses (a non-string key, a huge int)
-    the stdlib way."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value)
 
 
 def part_value(part: a2a_pb2.Part) -> Any:

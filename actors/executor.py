@@ -23,11 +23,11 @@ from actorchestra.actors.agent import Agent, Chunk, NeedsInput, Rejected, SkillC
 from actorchestra.actors.batch import (
     BATCH_KEY,
     batch_items,
-    dumps,
     output_text,
     part_value,
     with_results,
 )
+from actorchestra.actors.json_codec import json_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class SkillExecutor(AgentExecutor):
                         [part for _, part in out],
                         artifact_id=f"items-{sent}",
                         name=template.skill_id,
-                        metadata={"items": dumps([meta for meta, _ in out])},
+                        metadata={"items": json_bytes([meta for meta, _ in out]).decode()},
                         last_chunk=True,
                     )
             finally:

@@ -19,7 +19,6 @@ rows with a datetime each cost the planner 15-20 ms of its loop per 2,000 events
 from __future__ import annotations
 
 import asyncio
-import json
 import pickle
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from actorchestra.actors.history.records import (
     ToolCallRecord,
 )
 from actorchestra.actors.history.store import MAX_PAGE, HistoryStore
+from actorchestra.actors.json_codec import json_bytes
 
 Call = Callable[[str, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 
@@ -111,15 +111,10 @@ class EventColumns:
 
     @classmethod
     def of(cls, rows: Sequence[Mapping[str, Any]]) -> EventColumns:
-        data = [r["data"] for r in rows]
-        try:
-            blob = orjson.dumps(data)
-        except TypeError:  # what orjson refuses (a non-string key, a huge int): the slow way
-            blob = json.dumps(data).encode()
         return cls(
             [r["task_id"] for r in rows],
             [r["kind"] for r in rows],
-            blob,
+            json_bytes([r["data"] for r in rows]),
             [_epoch(r["ts"]) for r in rows],
         )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -22,6 +21,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 from actorchestra.actors.endpoint import LocalAgentEndpoint, ReplicaChannel
 from actorchestra.actors.history.errors import HistoryError
 from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost, pack_call
+from actorchestra.actors.json_codec import json_bytes
 from actorchestra.actors.planner.service import Planner, PlannerOptions, history_path
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
@@ -48,10 +48,7 @@ _NOBODY = CallInfo()  # the planner knows nothing of callers (see `serve_apps.ta
 
 
 def pack_json(value: Any) -> Packed:
-    try:
-        return JSON_TYPE, orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # what orjson refuses (an int past 64 bits): the slow way
-        return JSON_TYPE, json.dumps(value, default=str).encode()
+    return JSON_TYPE, json_bytes(value, default=str)
 
 
 def unpack_json(packed: Packed | None) -> Any:

@@ -18,7 +18,8 @@ from a2a.helpers import get_message_text, new_text_message
 from a2a.types import a2a_pb2
 from google.protobuf.json_format import MessageToDict
 
-from actorchestra.actors.batch import BATCH_KEY, dumps, part_value
+from actorchestra.actors.batch import BATCH_KEY, part_value
+from actorchestra.actors.json_codec import json_bytes
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
 
@@ -126,7 +127,7 @@ async def send_batch(
     """Several subtasks in one batch message; returns the ids that got an outcome."""
     message = new_text_message(f"batch of {len(items)}", role=a2a_pb2.Role.ROLE_USER)
     request = a2a_pb2.SendMessageRequest(message=message)
-    meta: dict[str, Any] = {BATCH_KEY: dumps([_batch_entry(i) for i in items])}
+    meta: dict[str, Any] = {BATCH_KEY: json_bytes([_batch_entry(i) for i in items]).decode()}
     if skill:
         meta["skill"] = skill
     request.metadata.update(meta)
