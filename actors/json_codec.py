@@ -11,10 +11,10 @@ import orjson
 
 def json_bytes(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
     """JSON of `value` (batch item lists, event data, the planner channel's payloads):
-    orjson, several times the stdlib's speed on thousands of entries, with non-string
-    keys written as the stdlib writes them; what it refuses (an int past 64 bits, a type
-    it does not know) the stdlib way, with `default`."""
+    orjson, several times the stdlib's speed on thousands of entries; what it refuses (a
+    non-string key, an int past 64 bits, a type it does not know) the stdlib way, with
+    `default`. (orjson's own non-string keys option costs 1.6x on every call.)"""
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(value)
     except TypeError:
         return json.dumps(value, default=default).encode()
