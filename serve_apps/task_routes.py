@@ -21,6 +21,7 @@ Whose tasks a caller reaches follows `serve_apps.identity`:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -219,7 +220,13 @@ def _frames(events: list[dict[str, Any]]) -> bytes:
     breaks, so each event's data is one `data:` line, as the format requires.
     """
     return b"".join(
-        b"id: %d\nevent: %s\ndata: %s\n\n"
-        % (e["seq"], str(e["kind"]).encode(), orjson.dumps(e, option=orjson.OPT_NON_STR_KEYS))
+        b"id: %d\nevent: %s\ndata: %s\n\n" % (e["seq"], str(e["kind"]).encode(), _json(e))
         for e in events
     )
+
+
+def _json(event: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # an int past 64 bits (a skill's output, say): the stdlib keeps it
+        return json.dumps(event, default=str).encode()

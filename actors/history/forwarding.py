@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
-
 from actorchestra.actors.history.config import HistoryConfig
 from actorchestra.actors.history.errors import HistoryClosedError
 from actorchestra.actors.history.records import (
@@ -44,7 +42,7 @@ from actorchestra.actors.history.records import (
     ToolCallRecord,
 )
 from actorchestra.actors.history.store import MAX_PAGE, HistoryStore
-from actorchestra.actors.json_codec import json_bytes
+from actorchestra.actors.json_codec import json_bytes, json_loads
 
 Call = Callable[[str, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 
@@ -119,7 +117,7 @@ class EventColumns:
         )
 
     def rows(self) -> list[SimpleNamespace]:
-        data = orjson.loads(self.data)
+        data = json_loads(self.data)
         return [  # columns of different lengths: ValueError from the strict zip
             SimpleNamespace(task_id=t, kind=k, data=d, ts=datetime.fromtimestamp(s, UTC))
             for t, k, d, s in zip(self.task_ids, self.kinds, data, self.ts, strict=True)

@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 
 from actorchestra.actors.endpoint import LocalAgentEndpoint, ReplicaChannel
 from actorchestra.actors.history.errors import HistoryError
 from actorchestra.actors.history.forwarding import ForwardingHistoryStore, HistoryHost, pack_call
-from actorchestra.actors.json_codec import json_bytes
+from actorchestra.actors.json_codec import json_bytes, json_loads
 from actorchestra.actors.planner.service import Planner, PlannerOptions, history_path
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.runtime import REGISTRY_NAME, RegistryHandle, freeze_startup_objects
@@ -54,7 +53,7 @@ def pack_json(value: Any) -> Packed:
 def unpack_json(packed: Packed | None) -> Any:
     if packed is None or packed[0] != JSON_TYPE:
         raise InvalidInputError(f"expected a JSON payload, got {packed[0] if packed else None!r}")
-    return orjson.loads(packed[1])
+    return json_loads(packed[1])
 
 
 def ensure_history(namespace: str, data_dir: str) -> Any:

@@ -367,3 +367,18 @@ async def test_an_unknown_task_is_404_either_way(
     async with runtime_client(make_app(planner, tokens)) as http:
         r = await http.get("/v1/tasks/nope", headers=bearer(ANA_TOKEN if tokens else None))
     not_found(r, "nope")
+
+
+def test_an_event_with_an_int_past_64_bits_is_framed_exactly() -> None:
+    # orjson refuses such an int; the frame falls back to the stdlib instead of ending
+    # the stream, and the number arrives as it was.
+    from actorchestra.serve_apps.task_routes import _frames
+
+    events = [
+        {"seq": 1, "kind": "progress", "data": {"id": 2**70}},
+        {"seq": 2, "kind": "final", "data": {"state": "completed"}},
+    ]
+    text = _frames(events).decode()
+    assert sse_kinds(text) == ["progress", "final"]
+    data = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
+    assert data == events
