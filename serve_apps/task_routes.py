@@ -21,17 +21,16 @@ Whose tasks a caller reaches follows `serve_apps.identity`:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import orjson
 from fastapi import FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import HTTPConnection
 
+from actorchestra.actors.json_codec import json_bytes
 from actorchestra.protocol.errors import (
     ActorchestraError,
     InvalidInputError,
@@ -215,18 +214,14 @@ def _after(after: int | None, last_event_id: str | None) -> int:
 def _frames(events: list[dict[str, Any]]) -> bytes:
     """Server-Sent Event frames for a batch: `id` the event's seq, `event` its kind.
 
-    Framed here rather than by sse_starlette's ServerSentEvent, and encoded with orjson:
-    13 ms against 0.9 ms for a fan-out's 2,000 events. A JSON text has no raw line
-    breaks, so each event's data is one `data:` line, as the format requires.
+    Framed here rather than by sse_starlette's ServerSentEvent, and encoded with orjson
+    (`json_bytes`): 13 ms against 0.9 ms for a fan-out's 2,000 events. What orjson
+    refuses (an int past 64 bits) goes the stdlib way, after one space, which SSE and
+    JSON readers both skip. A JSON text has no raw line breaks, so each event's data is
+    one `data:` line, as the format requires.
     """
     return b"".join(
-        b"id: %d\nevent: %s\ndata: %s\n\n" % (e["seq"], str(e["kind"]).encode(), _json(e))
+        b"id: %d\nevent: %s\ndata: %s\n\n"
+        % (e["seq"], str(e["kind"]).encode(), json_bytes(e, default=str))
         for e in events
     )
-
-
-def _json(event: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # an int past 64 bits (a skill's output, say): the stdlib keeps it
-        return json.dumps(event, default=str).encode()
