@@ -25,6 +25,7 @@ from actorchestra.actors.runtime import (
     RegistryHandle,
     ensure_agent,
     ensure_registry,
+    freeze_startup_objects,
     local_endpoint,
     register_agent,
     retire_agents,
@@ -110,6 +111,7 @@ class Ingress:
         await self.planner.reconfigure(planner_options, self.deployed_at)
         self.replica = current_replica()  # named on every response (X-Actorchestra-Replica)
         self.started_at = time.time()
+        self._heap_reserve = freeze_startup_objects()
         self._settings = asyncio.create_task(
             self._reassert(planner_options), name="ingress-reassert-settings"
         )

@@ -64,13 +64,14 @@ def ensure_history(namespace: str, data_dir: str) -> Any:
     ).remote(str(history_path(str(Path(data_dir).resolve()))))
 
 
+PLANNER_HEAP_RESERVE_MIB = 16  # a 1,000-subtask task's objects come and go every task
 HISTORY_NICE = 10  # the recorder yields the CPU to the planner, agents and ingress
 
 
 class RayHistoryHost(HistoryHost):
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        freeze_startup_objects()
+        self._heap_reserve = freeze_startup_objects()
         lower_priority(HISTORY_NICE)
 
 
@@ -108,7 +109,7 @@ class RayPlanner(Planner):
             store=ForwardingHistoryStore(self._history_call),
             record_every_s=RECORD_EVERY_S,
         )
-        freeze_startup_objects()
+        self._heap_reserve = freeze_startup_objects(PLANNER_HEAP_RESERVE_MIB)
 
     async def _history_call(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
