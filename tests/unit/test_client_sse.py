@@ -42,9 +42,9 @@ def _read(parts: list[bytes]) -> list[bytes]:
 
 
 STREAM = (
-    b"id: 1\nevent: planned\ndata: {\"seq\": 1}\n\n"
+    b'id: 1\nevent: planned\ndata: {"seq": 1}\n\n'
     b": a comment\n\n"
-    b"id: 2\ndata:{\"no\": \"space\"}\n\n"
+    b'id: 2\ndata:{"no": "space"}\n\n'
     b"data: first line\ndata:  second, one space kept\n\n"
     b"event: no-data\n\n"
     b"id: 3\r\ndata: crlf\r\n\r\n"
@@ -56,15 +56,19 @@ STREAM = (
 
 
 def test_whole_stream() -> None:
-    assert _read([STREAM]) == _reference(STREAM) == [
-        b'{"seq": 1}',
-        b'{"no": "space"}',
-        b"first line\n second, one space kept",
-        b"crlf",
-        b"cr",
-        b"mixed",
-        b"",
-    ]
+    assert (
+        _read([STREAM])
+        == _reference(STREAM)
+        == [
+            b'{"seq": 1}',
+            b'{"no": "space"}',
+            b"first line\n second, one space kept",
+            b"crlf",
+            b"cr",
+            b"mixed",
+            b"",
+        ]
+    )
 
 
 def test_every_split_in_two_and_in_single_bytes() -> None:
