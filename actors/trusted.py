@@ -17,6 +17,9 @@ M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
 
 
+_FIELDS: dict[type[BaseModel], Any] = {}  # a class -> its field names, or None: no shortcut
+
+
 def trusted(cls: type[M], **values: Any) -> M:
     """`cls.model_construct(**values)` where `values` name every field of `cls`.
 
@@ -24,7 +27,12 @@ def trusted(cls: type[M], **values: Any) -> M:
     With a field missing (defaults to fill) or private attributes it is
     `model_construct` itself.
     """
-    if values.keys() != cls.__pydantic_fields__.keys() or cls.__private_attributes__:
+    try:
+        fields = _FIELDS[cls]
+    except KeyError:  # a class's first model: pydantic's class attributes, read once
+        fields = None if cls.__private_attributes__ else cls.__pydantic_fields__.keys()
+        _FIELDS[cls] = fields
+    if fields is None or values.keys() != fields:
         return cls.model_construct(**values)
     model = cls.__new__(cls)
     _set(model, "__dict__", values)

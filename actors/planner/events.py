@@ -65,6 +65,16 @@ class _Reader:
         if self.closed:
             self.urgent.set()
 
+    def put_many(self, events: list[Event]) -> None:
+        """`put` for each of `events` (none of them final)."""
+        room = _QUEUE_BOUND - len(self.events)
+        if len(events) > room:
+            for event in events:
+                self.put(event)
+            return
+        self.events.extend(events)
+        self.wake.set()
+
     async def take(self) -> list[Event]:
         """What came in, once something has: events that follow within `GATHER_S` of
         the first join it, except after the final event, which goes out at once."""
@@ -104,6 +114,28 @@ class EventLog:
         self._pending.append(event)
         for reader in self._readers.get(task_id, ()):
             reader.put(event)
+        if self._flush_task is None:
+            self._flush_task = asyncio.get_running_loop().create_task(
+                self._flush(), name="planner-event-flush"
+            )
+            self._flush_task.add_done_callback(_log_failure)
+
+    def emit_many(self, task_id: str, kind: EventKind, datas: list[dict[str, Any]]) -> None:
+        """`emit` for each of `datas`, in order, with one timestamp: a sweep's thousand
+        subtask-started events at once."""
+        if not datas:
+            return
+        log = self._live.setdefault(task_id, [])
+        seq = log[-1]["seq"] if log else 0
+        value, now = kind._value_, time.time()
+        events: list[Event] = [
+            {"task_id": task_id, "seq": seq + i, "kind": value, "data": data, "ts": now}
+            for i, data in enumerate(datas, start=1)
+        ]
+        log.extend(events)
+        self._pending.extend(events)
+        for reader in self._readers.get(task_id, ()):
+            reader.put_many(events)
         if self._flush_task is None:
             self._flush_task = asyncio.get_running_loop().create_task(
                 self._flush(), name="planner-event-flush"

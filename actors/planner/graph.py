@@ -91,6 +91,13 @@ def find_cycle(plan: Plan) -> list[str]:
     Iterative depth-first search: a long sequential workflow must not hit the
     interpreter's recursion limit.
     """
+    # Steps listed after everything they depend on (as workflows mostly are) cannot form
+    # a cycle: one pass tells, and the search below is for the rest.
+    position: dict[str, int] = {}
+    for s in plan.subtasks:
+        position.setdefault(s.id, len(position))
+    if all(position.get(d, -1) < position[s.id] for s in plan.subtasks for d in s.depends_on):
+        return []
     deps = {s.id: [d for d in s.depends_on if d != s.id] for s in plan.subtasks}
     color: dict[str, int] = {}  # 1 on the path, 2 done
     for root in deps:

@@ -240,6 +240,7 @@ class TaskRun:
         if self._canceled:
             return
         groups: dict[tuple[str, str | None], list[Item]] = defaultdict(list)
+        started: list[dict[str, Any]] = []
         now = time.time()
         while self.ready and self.in_flight < self.options.max_parallel:
             sub = self.subs[self.ready.popleft()]
@@ -262,7 +263,8 @@ class TaskRun:
                     sub.hold_s,
                 )
             )
-            self._emit_started(sub)
+            started.append(self._started_data(sub))
+        self.events.emit_many(self.task_id, EventKind.SUBTASK_STARTED, started)
         for (agent_name, skill), items in groups.items():
             # The endpoint sends each message to the least busy replica.
             agent = self.pool.agents[agent_name]
@@ -347,16 +349,16 @@ class TaskRun:
         self._emit_started(sub)
 
     def _emit_started(self, sub: SubRun) -> None:
-        self.events.emit(
-            self.task_id,
-            EventKind.SUBTASK_STARTED,
-            {
-                "subtask": sub.spec.id,
-                "agent": sub.agent,
-                "skill": sub.spec.skill,
-                "attempt": sub.attempts,
-            },
-        )
+        self.events.emit(self.task_id, EventKind.SUBTASK_STARTED, self._started_data(sub))
+
+    @staticmethod
+    def _started_data(sub: SubRun) -> dict[str, Any]:
+        return {
+            "subtask": sub.spec.id,
+            "agent": sub.agent,
+            "skill": sub.spec.skill,
+            "attempt": sub.attempts,
+        }
 
     async def _send(self, agent: AgentInfo, skill: str | None, items: list[Item]) -> None:
         # The agent as chosen: a pool refresh meanwhile may drop or replace its entry.

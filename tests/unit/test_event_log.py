@@ -74,6 +74,52 @@ async def test_a_reader_far_behind_reads_on_from_the_log(tmp_path: Path) -> None
     await store.close()
 
 
+async def test_emit_many_numbers_publishes_and_records_like_emit(tmp_path: Path) -> None:
+    store = await DuckDBHistoryStore.open(HistoryConfig(path=tmp_path / "h.duckdb"))
+    log = EventLog(store)
+    log.open("t3")
+    live = asyncio.create_task(collect(log, "t3", 0, finished=False))
+    await asyncio.sleep(0)
+    log.emit("t3", EventKind.PLANNED, {"n": 2})
+    log.emit_many("t3", EventKind.SUBTASK_STARTED, [{"subtask": "a"}, {"subtask": "b"}])
+    log.emit_many("t3", EventKind.SUBTASK_STARTED, [])  # nothing to emit: no event
+    log.emit("t3", EventKind.FINAL, {"state": "completed"})
+    got = await asyncio.wait_for(live, 5)
+    assert [(e["seq"], e["kind"]) for e in got] == [
+        (1, "planned"),
+        (2, "subtask_started"),
+        (3, "subtask_started"),
+        (4, "final"),
+    ]
+    assert [e["data"] for e in got[1:3]] == [{"subtask": "a"}, {"subtask": "b"}]
+    await log.drain()
+    stored = await store.events_after("t3", 0)
+    assert [(r.seq, r.kind, r.data) for r in stored] == [
+        (e["seq"], e["kind"], e["data"]) for e in got
+    ]
+    await store.close()
+
+
+async def test_emit_many_past_a_readers_bound_cuts_it_off_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    store = await DuckDBHistoryStore.open(HistoryConfig(path=tmp_path / "h.duckdb"))
+    log = EventLog(store)
+    log.open("t4")
+    reader = log.read("t4", 0, finished=False)
+    first = asyncio.create_task(anext(reader))
+    await asyncio.sleep(0)
+    log.emit("t4", EventKind.PLANNED)
+    assert [e["seq"] for e in await first] == [1]
+    many = [{"subtask": f"s{i}"} for i in range(events_module._QUEUE_BOUND + 5)]
+    log.emit_many("t4", EventKind.SUBTASK_STARTED, many)
+    assert sum(len(r.events) for r in log._readers["t4"]) == events_module._QUEUE_BOUND
+    log.emit("t4", EventKind.FINAL, {"state": "completed"})
+    rest = await asyncio.wait_for(_rest(reader), 5)
+    assert [e["seq"] for e in rest] == list(range(2, events_module._QUEUE_BOUND + 8))
+    await store.close()
+
+
 async def _rest(reader: AsyncIterator[list[dict]]) -> list[dict]:
     return [e async for batch in reader for e in batch]
 
