@@ -150,10 +150,48 @@ class SkillContext:
         ctx.message, ctx.metadata, ctx.result_metadata = message, metadata, {}
         return ctx
 
+    def for_item_text(self, text: str, metadata: dict[str, Any]) -> SkillContext:
+        """`for_item` with a message of one text part, built only if the skill asks for
+        `message` (2 us an item, a quarter of a batch's start): `text` is `text`."""
+        ctx = object.__new__(_ItemContext)
+        ctx.__dict__.update(self.__dict__)
+        ctx.__dict__["_item_text"] = text
+        ctx.metadata, ctx.result_metadata = metadata, {}
+        return ctx
+
     async def progress(self, text: str) -> None:
         """Publish a working-state status update that streaming callers see at once."""
         if self._progress is not None:
             await self._progress(text)
+
+
+class _ItemContext(SkillContext):
+    """A batch item's context (`SkillContext.for_item_text`): the batch message's ids and
+    role, the item's text as its one part, made into a message on first use."""
+
+    @property  # type: ignore[override]
+    def message(self) -> a2a_pb2.Message:
+        own = self.__dict__.get("_item_message")
+        if own is None:
+            batch = self.__dict__["message"]  # the batch's, copied from the template
+            own = a2a_pb2.Message(
+                message_id=batch.message_id,
+                context_id=batch.context_id,
+                task_id=batch.task_id,
+                role=batch.role,
+                parts=[a2a_pb2.Part(text=self.__dict__["_item_text"])],
+            )
+            self.__dict__["_item_message"] = own
+        return own
+
+    @message.setter
+    def message(self, value: a2a_pb2.Message) -> None:
+        self.__dict__["_item_message"] = value
+
+    @property
+    def text(self) -> str:
+        own = self.__dict__.get("_item_message")
+        return self.__dict__["_item_text"] if own is None else SkillContext.text.fget(self)  # type: ignore[attr-defined]
 
 
 SkillFn = Callable[..., Awaitable[Any] | AsyncIterator[str]]

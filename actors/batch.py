@@ -24,6 +24,8 @@ from typing import Any
 from a2a.types import a2a_pb2
 from google.protobuf.json_format import MessageToDict
 
+from actorchestra.actors.json_codec import json_loads
+
 BATCH_KEY = "actorchestra.batch"
 
 
@@ -31,7 +33,7 @@ def batch_items(value: Any) -> list[dict[str, Any]] | None:
     """The items of a batch message's metadata value; None when it is not a batch."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)  # not orjson: it reads an int past 64 bits as a float
+            value = json_loads(value.encode())  # as the planner wrote it (`json_codec`)
         except ValueError:
             return None
     if not isinstance(value, list):

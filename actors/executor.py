@@ -316,14 +316,7 @@ class SkillExecutor(AgentExecutor):
         async def one(item: dict[str, Any], text: str, own_timeout: bool) -> None:
             item_id = str(item.get("id", ""))
             timeout = item.get("timeout_s")
-            message = a2a_pb2.Message(
-                message_id=template.message.message_id,
-                context_id=template.message.context_id,
-                task_id=template.message.task_id,
-                role=template.message.role,
-                parts=[a2a_pb2.Part(text=text)],
-            )
-            ctx = template.for_item(message, {**base, "item": item_id})
+            ctx = template.for_item_text(text, {**base, "item": item_id})
             part: a2a_pb2.Part | None = None
             error: str | None = None
             try:
@@ -363,6 +356,9 @@ class SkillExecutor(AgentExecutor):
         first: list[tuple[dict[str, Any], str]] = []
         known = {str(item.get("id", "")) for item in items}
         for item in items:
+            if "deps" not in item:  # most items: nothing to check or wait for
+                first.append((item, str(item.get("input", ""))))
+                continue
             item_id = str(item.get("id", ""))
             try:
                 deps = _batch_deps(item.get("deps"), known, item_id)

@@ -34,3 +34,10 @@ def test_text_that_is_not_an_item_list_is_no_batch() -> None:
     assert batch_items("not json") is None
     assert batch_items('{"id": "p1"}') is None
     assert batch_items('[{"id": "p1"}, 3, "x"]') == [{"id": "p1"}]
+
+
+def test_an_item_list_written_the_stdlib_way_reads_back_exactly() -> None:
+    items = [{"id": "p1", "input": "x", "n": 2**70}]
+    text = dumps(items)
+    assert text.startswith(" ")  # marked: orjson refused it
+    assert batch_items(text) == items and isinstance(batch_items(text)[0]["n"], int)
