@@ -136,23 +136,19 @@ class Client:
         up to `reconnects` times in a row (back-off 0.4 s doubling to 5 s: about 25 s
         with the default), resuming after the last event received.
         """
-        last, attempts = after, 0
+        last, retry = after, _Retry(reconnects)
         while True:
             try:
                 async for event in self._sse(task_id, last):
-                    last, attempts = event["seq"], 0
+                    last = event["seq"]
+                    retry.succeeded()
                     yield event
                     if event["kind"] == "final":
                         return
                 return  # the stream ended without a final event: the task is gone
             except (httpx.TransportError, httpx.RemoteProtocolError, ClientError) as e:
-                if isinstance(e, ClientError) and e.status != 503:
-                    raise
-                attempts += 1
-                if attempts > reconnects:
-                    raise
+                await retry.wait_or_raise(e)
                 logger.info("event stream dropped (%r); resuming after %d", e, last)
-                await asyncio.sleep(_backoff(attempts))
 
     async def _sse(self, task_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
         headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after), **self._auth()}
@@ -165,38 +161,64 @@ class Client:
                 yield json_loads(data)
 
     async def wait(
-        self, task_id: str, on_event: OnEvent | None = None, timeout_s: float | None = None
+        self,
+        task_id: str,
+        on_event: OnEvent | None = None,
+        timeout_s: float | None = None,
+        reconnects: int = RECONNECTS,
     ) -> dict[str, Any]:
-        """Follow the task to its end, calling `on_event` for each event; returns the task."""
+        """Follow the task to its end, calling `on_event` for each event; returns the task.
+
+        `reconnects` bounds the retries in a row, as for `events`: of the event stream,
+        then of the read of the finished task."""
 
         async def follow() -> None:
-            async for event in self.events(task_id):
+            async for event in self.events(task_id, reconnects=reconnects):
                 if on_event is not None:
                     maybe = on_event(event)
                     if asyncio.iscoroutine(maybe):
                         await maybe
 
         await asyncio.wait_for(follow(), timeout_s)
-        attempt = 0
+        retry = _Retry(reconnects)
         while True:
             try:
                 return await self.get(task_id)
-            except ClientError as e:  # the planner restarting: as `events` does
-                attempt += 1
-                if e.status != 503 or attempt > RECONNECTS:
-                    raise
-                await asyncio.sleep(_backoff(attempt))
+            except ClientError as e:
+                await retry.wait_or_raise(e)
 
     async def run(
         self,
         input: str,
         on_event: OnEvent | None = None,
         timeout_s: float | None = None,
+        reconnects: int = RECONNECTS,
         **submit_options: Any,
     ) -> dict[str, Any]:
         """Submit and wait: the finished task (its state, result, subtasks, usage)."""
         task_id = await self.submit(input, **submit_options)
-        return await self.wait(task_id, on_event, timeout_s)
+        return await self.wait(task_id, on_event, timeout_s, reconnects)
+
+
+class _Retry:
+    """Retries in a row of one call: a dropped connection, or a 503 while the runtime's
+    planner restarts, waits its back-off (0.4 s doubling to 5 s) and is tried again, up
+    to `limit` times in a row; any other refusal is raised at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.failures = 0
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+    async def wait_or_raise(self, error: Exception) -> None:
+        if isinstance(error, ClientError) and error.status != 503:
+            raise error
+        self.failures += 1
+        if self.failures > self.limit:
+            raise error
+        await asyncio.sleep(min(0.2 * 2**self.failures, 5.0))
 
 
 async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -239,10 +261,6 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 yield value[1:] if value.startswith(b" ") else value
             elif data:
                 yield b"\n".join(d[1:] if d.startswith(b" ") else d for d in data)
-
-
-def _backoff(attempt: int) -> float:
-    return min(0.2 * 2**attempt, 5.0)
 
 
 def bearer_headers(token: SecretStr | None) -> dict[str, str]:

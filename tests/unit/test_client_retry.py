@@ -34,6 +34,7 @@ class Restarting(InProcessPlanner):
 
     down = 0
     refused = 0
+    reads_only = False  # refuse `get` only, not the event stream
 
     def _unavailable(self) -> None:
         if self.refused < self.down:
@@ -47,7 +48,8 @@ class Restarting(InProcessPlanner):
     async def event_batches(
         self, task_id: str, after_seq: int = 0
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        self._unavailable()
+        if not self.reads_only:
+            self._unavailable()
         async for batch in super().event_batches(task_id, after_seq):
             yield batch
 
@@ -72,6 +74,21 @@ async def test_following_a_task_waits_out_a_restarting_planner(tmp_path: Path) -
                     pass
             assert refused.value.status == 503 and "retry shortly" in refused.value.message
             assert restarting.refused == 2
+
+            # `wait` passes its bound on: to the event stream ...
+            restarting.down, restarting.refused = 5, 0
+            with pytest.raises(ClientError) as waited:
+                await client.wait(task_id, timeout_s=30, reconnects=1)
+            assert waited.value.status == 503 and restarting.refused == 2
+            # ... and to the read of the finished task once the stream is done.
+            restarting.down, restarting.refused, restarting.reads_only = 5, 0, True
+            with pytest.raises(ClientError) as read:
+                await client.wait(task_id, timeout_s=30, reconnects=1)
+            assert read.value.status == 503 and restarting.refused == 2
+            restarting.down, restarting.refused = 3, 0
+            task = await client.wait(task_id, timeout_s=30, reconnects=3)
+            assert task["state"] == "completed" and restarting.refused == 3
+            restarting.reads_only = False
 
             # Other refusals are not retried: an unknown task is a 404 at once.
             restarting.down = 0
