@@ -114,11 +114,7 @@ class EventLog:
         self._pending.append(event)
         for reader in self._readers.get(task_id, ()):
             reader.put(event)
-        if self._flush_task is None:
-            self._flush_task = asyncio.get_running_loop().create_task(
-                self._flush(), name="planner-event-flush"
-            )
-            self._flush_task.add_done_callback(_log_failure)
+        self._flush_soon()
 
     def emit_many(self, task_id: str, kind: EventKind, datas: list[dict[str, Any]]) -> None:
         """`emit` for each of `datas`, in order, with one timestamp: a sweep's thousand
@@ -136,6 +132,9 @@ class EventLog:
         self._pending.extend(events)
         for reader in self._readers.get(task_id, ()):
             reader.put_many(events)
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         if self._flush_task is None:
             self._flush_task = asyncio.get_running_loop().create_task(
                 self._flush(), name="planner-event-flush"

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from actorchestra.actors.history import HistoryConfig
 from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
 from actorchestra.actors.planner import events as events_module
@@ -27,8 +29,9 @@ async def test_events_are_numbered_read_live_and_replayed_after_recording(
     early = asyncio.create_task(collect(log, "t1", 0, finished=False))
     await asyncio.sleep(0)
     log.emit("t1", EventKind.PLANNED, {"n": 1})
-    for i in range(3):
-        log.emit("t1", EventKind.SUBTASK_STARTED, {"subtask": f"s{i}"})
+    # a sweep's events in one call, numbered and published as one by one
+    log.emit_many("t1", EventKind.SUBTASK_STARTED, [{"subtask": f"s{i}"} for i in range(3)])
+    log.emit_many("t1", EventKind.SUBTASK_STARTED, [])  # nothing: no event
     # One that connects midway, resuming after seq 2, misses nothing and gets no repeat.
     late = asyncio.create_task(collect(log, "t1", 2, finished=False))
     await asyncio.sleep(0)
@@ -38,6 +41,7 @@ async def test_events_are_numbered_read_live_and_replayed_after_recording(
     got_early = await asyncio.wait_for(early, 5)
     got_late = await asyncio.wait_for(late, 5)
     assert [e["seq"] for e in got_early] == [1, 2, 3, 4, 5, 6]
+    assert [e["data"] for e in got_early[1:4]] == [{"subtask": f"s{i}"} for i in range(3)]
     assert got_early[-1]["kind"] == "final"
     assert [e["seq"] for e in got_late] == [3, 4, 5, 6]
 
@@ -52,7 +56,8 @@ async def test_events_are_numbered_read_live_and_replayed_after_recording(
     await store.close()
 
 
-async def test_a_reader_far_behind_reads_on_from_the_log(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bulk", [False, True], ids=["emit", "emit_many"])
+async def test_a_reader_far_behind_reads_on_from_the_log(tmp_path: Path, bulk: bool) -> None:
     store = await DuckDBHistoryStore.open(HistoryConfig(path=tmp_path / "h.duckdb"))
     log = EventLog(store)
     log.open("t2")
@@ -62,8 +67,12 @@ async def test_a_reader_far_behind_reads_on_from_the_log(tmp_path: Path) -> None
     log.emit("t2", EventKind.PLANNED)
     assert [e["seq"] for e in await first] == [1]
     # It stops reading while far more events than a reader may hold arrive.
-    for _ in range(events_module._QUEUE_BOUND + 5):
-        log.emit("t2", EventKind.PROGRESS, {"text": "x"})
+    many = [{"text": "x"} for _ in range(events_module._QUEUE_BOUND + 5)]
+    if bulk:
+        log.emit_many("t2", EventKind.PROGRESS, many)
+    else:
+        for data in many:
+            log.emit("t2", EventKind.PROGRESS, data)
     # Its inbox holds no more than the bound; it lets it go and reads on from the log.
     assert sum(len(r.events) for r in log._readers["t2"]) == events_module._QUEUE_BOUND
     log.emit("t2", EventKind.FINAL, {"state": "completed"})
@@ -71,52 +80,6 @@ async def test_a_reader_far_behind_reads_on_from_the_log(tmp_path: Path) -> None
     rest = await asyncio.wait_for(_rest(reader), 5)
     assert [e["seq"] for e in rest] == list(range(2, events_module._QUEUE_BOUND + 8))
     assert rest[-1]["kind"] == "final"
-    await store.close()
-
-
-async def test_emit_many_numbers_publishes_and_records_like_emit(tmp_path: Path) -> None:
-    store = await DuckDBHistoryStore.open(HistoryConfig(path=tmp_path / "h.duckdb"))
-    log = EventLog(store)
-    log.open("t3")
-    live = asyncio.create_task(collect(log, "t3", 0, finished=False))
-    await asyncio.sleep(0)
-    log.emit("t3", EventKind.PLANNED, {"n": 2})
-    log.emit_many("t3", EventKind.SUBTASK_STARTED, [{"subtask": "a"}, {"subtask": "b"}])
-    log.emit_many("t3", EventKind.SUBTASK_STARTED, [])  # nothing to emit: no event
-    log.emit("t3", EventKind.FINAL, {"state": "completed"})
-    got = await asyncio.wait_for(live, 5)
-    assert [(e["seq"], e["kind"]) for e in got] == [
-        (1, "planned"),
-        (2, "subtask_started"),
-        (3, "subtask_started"),
-        (4, "final"),
-    ]
-    assert [e["data"] for e in got[1:3]] == [{"subtask": "a"}, {"subtask": "b"}]
-    await log.drain()
-    stored = await store.events_after("t3", 0)
-    assert [(r.seq, r.kind, r.data) for r in stored] == [
-        (e["seq"], e["kind"], e["data"]) for e in got
-    ]
-    await store.close()
-
-
-async def test_emit_many_past_a_readers_bound_cuts_it_off_and_loses_nothing(
-    tmp_path: Path,
-) -> None:
-    store = await DuckDBHistoryStore.open(HistoryConfig(path=tmp_path / "h.duckdb"))
-    log = EventLog(store)
-    log.open("t4")
-    reader = log.read("t4", 0, finished=False)
-    first = asyncio.create_task(anext(reader))
-    await asyncio.sleep(0)
-    log.emit("t4", EventKind.PLANNED)
-    assert [e["seq"] for e in await first] == [1]
-    many = [{"subtask": f"s{i}"} for i in range(events_module._QUEUE_BOUND + 5)]
-    log.emit_many("t4", EventKind.SUBTASK_STARTED, many)
-    assert sum(len(r.events) for r in log._readers["t4"]) == events_module._QUEUE_BOUND
-    log.emit("t4", EventKind.FINAL, {"state": "completed"})
-    rest = await asyncio.wait_for(_rest(reader), 5)
-    assert [e["seq"] for e in rest] == list(range(2, events_module._QUEUE_BOUND + 8))
     await store.close()
 
 
