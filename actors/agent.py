@@ -141,18 +141,11 @@ class SkillContext:
                 out.append(MessageToDict(p.data))
         return out
 
-    def for_item(self, message: a2a_pb2.Message, metadata: dict[str, Any]) -> SkillContext:
-        """This context for one item of a batch: its own message and metadata, a fresh
-        `result_metadata`. A shallow copy without `__init__` (a third of the cost of
-        `dataclasses.replace`; it runs once per item of a thousand-item batch)."""
-        ctx = object.__new__(SkillContext)
-        ctx.__dict__.update(self.__dict__)
-        ctx.message, ctx.metadata, ctx.result_metadata = message, metadata, {}
-        return ctx
-
     def for_item_text(self, text: str, metadata: dict[str, Any]) -> SkillContext:
-        """`for_item` with a message of one text part, built only if the skill asks for
-        `message` (2 us an item, a quarter of a batch's start): `text` is `text`."""
+        """This context for one item of a batch: its text, its metadata, a fresh
+        `result_metadata`. A shallow copy without `__init__` (it runs once per item of a
+        thousand-item batch); the item's message, one text part, is built only if the
+        skill asks for `message` (2 us an item, a quarter of a batch's start)."""
         ctx = object.__new__(_ItemContext)
         ctx.__dict__.update(self.__dict__)
         ctx.__dict__["_item_text"] = text
