@@ -38,6 +38,7 @@ REGISTRY_NAME = "registry"
 GC_YOUNG = 20_000  # allocations between young collections (the default: 700)
 HEAP_RESERVE_MIB = 8  # small-object heap each actor process touches at start-up
 _PIN_SPACING = 256 << 10  # one pinned object per this many bytes of the reserve
+_heap_reserve: list[bytes] = []  # this process's pinned objects (`freeze_startup_objects`)
 
 
 def reserve_small_object_heap(mib: int) -> list[bytes]:
@@ -78,12 +79,15 @@ def freeze_startup_objects(reserve_mib: int = HEAP_RESERVE_MIB) -> list[bytes]:
     each fan-out's first 20, in the planner's loop).
 
     Then `reserve_mib` of small-object heap is touched and kept mapped
-    (`reserve_small_object_heap`); the caller keeps what this returns alive.
+    (`reserve_small_object_heap`) for as long as the process lives: the pinned objects
+    are held here (and returned), in place of any earlier reserve of this process.
     """
+    global _heap_reserve
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG, 10, 10)
-    return reserve_small_object_heap(reserve_mib)
+    _heap_reserve = reserve_small_object_heap(reserve_mib)
+    return _heap_reserve
 
 
 class RayAgentActor(AgentActor):
@@ -91,7 +95,7 @@ class RayAgentActor(AgentActor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._heap_reserve = freeze_startup_objects()
+        freeze_startup_objects()
 
     def channel_host(self) -> str:
         return ray.util.get_node_ip_address()
@@ -100,7 +104,7 @@ class RayAgentActor(AgentActor):
 class RayRegistryService(RegistryService):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._heap_reserve = freeze_startup_objects()
+        freeze_startup_objects()
         context = ray.get_runtime_context()
         with warnings.catch_warnings():  # Ray's own property reads a deprecated one
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -111,7 +111,7 @@ class Ingress:
         await self.planner.reconfigure(planner_options, self.deployed_at)
         self.replica = current_replica()  # named on every response (X-Actorchestra-Replica)
         self.started_at = time.time()
-        self._heap_reserve = freeze_startup_objects()
+        freeze_startup_objects()
         self._settings = asyncio.create_task(
             self._reassert(planner_options), name="ingress-reassert-settings"
         )

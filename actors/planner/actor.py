@@ -71,7 +71,7 @@ HISTORY_NICE = 10  # the recorder yields the CPU to the planner, agents and ingr
 class RayHistoryHost(HistoryHost):
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        self._heap_reserve = freeze_startup_objects()
+        freeze_startup_objects()
         lower_priority(HISTORY_NICE)
 
 
@@ -109,7 +109,7 @@ class RayPlanner(Planner):
             store=ForwardingHistoryStore(self._history_call),
             record_every_s=RECORD_EVERY_S,
         )
-        self._heap_reserve = freeze_startup_objects(PLANNER_HEAP_RESERVE_MIB)
+        freeze_startup_objects(PLANNER_HEAP_RESERVE_MIB)
 
     async def _history_call(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -7,6 +7,7 @@ import gc
 import subprocess
 import sys
 
+from actorchestra.actors import runtime
 from actorchestra.actors.runtime import (
     GC_YOUNG,
     HEAP_RESERVE_MIB,
@@ -59,6 +60,7 @@ def test_freeze_collects_less_often_and_returns_the_reserve() -> None:
         assert gc.get_threshold()[0] == GC_YOUNG
         assert gc.get_freeze_count() > 0
         assert pinned
+        assert runtime._heap_reserve is pinned  # held for the process, not by the caller
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
