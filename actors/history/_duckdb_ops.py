@@ -30,7 +30,7 @@ from actorchestra.actors.history._duckdb_schema import (
     ts_param,
 )
 from actorchestra.actors.history.config import HistoryConfig
-from actorchestra.actors.history.errors import HistoryOpenError
+from actorchestra.actors.history.errors import HistoryError, HistoryOpenError
 from actorchestra.actors.history.records import (
     FINISHED_STATES,
     ChatTurn,
@@ -69,6 +69,19 @@ def open_database(config: HistoryConfig) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+    """The one row of a query that has one (an aggregate), its result read to the end.
+
+    DuckDB 2 keeps a result that `fetchone` has not exhausted open on the connection,
+    and the next Arrow registration there fails ("connection has an unfinished
+    result"): the events flush after a task's usage was read lost its rows that way.
+    """
+    rows = con.execute(sql, list(params)).fetchall()
+    if not rows:
+        raise HistoryError(f"no row from: {sql}")
+    return tuple(rows[0])
+
+
 def _migrate(con: duckdb.DuckDBPyConnection, path: str) -> None:
     con.execute("BEGIN")
     try:
@@ -76,8 +89,7 @@ def _migrate(con: duckdb.DuckDBPyConnection, path: str) -> None:
             "CREATE TABLE IF NOT EXISTS schema_version "
             "(version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
         )
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = (row[0] if row else None) or 0
+        current = _one(con, "SELECT max(version) FROM schema_version")[0] or 0
         if current > SCHEMA_VERSION:
             raise HistoryOpenError(
                 f"history file {path} has schema version {current}; this code knows up "
@@ -208,14 +220,15 @@ def delete_tasks(con: duckdb.DuckDBPyConnection, task_ids: Sequence[str]) -> int
         return 0
     ids = list(task_ids)
     with _Transaction(con):
-        found = con.execute(
+        found = _one(
+            con,
             "SELECT count(*) FROM (SELECT task_id FROM tasks WHERE task_id IN (SELECT unnest(?))"
             " UNION SELECT DISTINCT task_id FROM events WHERE task_id IN (SELECT unnest(?)))",
             [ids, ids],
-        ).fetchone()
+        )
         for table in (*_TASK_CHILDREN, "tasks"):
             con.execute(f"DELETE FROM {table} WHERE task_id IN (SELECT unnest(?))", [ids])
-    return int(found[0]) if found else 0
+    return int(found[0])
 
 
 def finished_before(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> list[str]:
@@ -232,9 +245,9 @@ def delete_chat(con: duckdb.DuckDBPyConnection, user_id: str, session_id: str | 
     if session_id is not None:
         where, params = where + " AND session_id = ?", [*params, session_id]
     with _Transaction(con):
-        row = con.execute(f"SELECT count(*) FROM chat_turns WHERE {where}", params).fetchone()
+        row = _one(con, f"SELECT count(*) FROM chat_turns WHERE {where}", params)
         con.execute(f"DELETE FROM chat_turns WHERE {where}", params)
-    return int(row[0]) if row else 0
+    return int(row[0])
 
 
 # -- reads -------------------------------------------------------------------------------
@@ -331,15 +344,14 @@ def tool_calls(con: duckdb.DuckDBPyConnection, task_id: str, limit: int) -> list
 
 
 def task_usage(con: duckdb.DuckDBPyConnection, task_id: str) -> TaskUsage:
-    llm = con.execute(
+    llm = _one(
+        con,
         "SELECT coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "
         "coalesce(sum(cost_usd), 0), count(*), count(error), coalesce(sum(latency_s), 0) "
         "FROM llm_calls WHERE task_id = ?",
         [task_id],
-    ).fetchone() or (0, 0, 0.0, 0, 0, 0.0)  # an aggregate always has a row; typing aside
-    tools = con.execute(
-        "SELECT count(*), count(error) FROM tool_calls WHERE task_id = ?", [task_id]
-    ).fetchone() or (0, 0)
+    )
+    tools = _one(con, "SELECT count(*), count(error) FROM tool_calls WHERE task_id = ?", [task_id])
     return TaskUsage(
         task_id=task_id,
         prompt_tokens=int(llm[0]),

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -177,3 +178,29 @@ async def test_a_cancelled_flush_still_writes_the_rows_it_took(tmp_path: Path) -
         assert store.buffered_rows == 0
     async with await DuckDBHistoryStore.open(cfg) as store:
         assert len(await store.events_after("t", 0, limit=1000)) == 500
+
+
+READS_THEN_WRITE: dict[str, Callable[[DuckDBHistoryStore], Any]] = {
+    "task detail": lambda store: store.get_task_detail("t"),  # its usage: aggregates
+    "task usage": lambda store: store.task_usage("t"),
+}
+
+
+@pytest.mark.parametrize("read", READS_THEN_WRITE.values(), ids=READS_THEN_WRITE.keys())
+async def test_events_written_after_any_read_land(
+    tmp_path: Path, read: Callable[[DuckDBHistoryStore], Any]
+) -> None:
+    """Events go in as a registered Arrow table; a read before them that left its result
+    open on the connection (DuckDB 2 keeps one `fetchone` did not finish) made that
+    write fail, and the events were lost."""
+    cfg = config(tmp_path, flush_interval_s=0)  # written at once: a failure is raised here
+    await (await DuckDBHistoryStore.open(cfg)).close()  # a file to open again
+    async with await DuckDBHistoryStore.open(cfg) as store:
+        await store.upsert_tasks([TaskRecord(task_id="t", user_id="ann", state="running")])
+        await store.append_chat_turns(
+            [ChatTurn(user_id="ann", session_id="s", role="user", content="hi")]
+        )
+        await store.append_events(events("t", 1))  # its seq is known: no query before the next
+        await read(store)
+        assert await store.append_events(events("t", 12)) == list(range(2, 14))
+        assert [e.seq for e in await store.events_after("t")] == list(range(1, 14))
