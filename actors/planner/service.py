@@ -17,7 +17,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from actorchestra.actors.history.config import HistoryConfig
 from actorchestra.actors.history.duckdb_store import DuckDBHistoryStore
-from actorchestra.actors.history.records import NewEvent, SubtaskRecord, TaskRecord, TaskUpdate
-from actorchestra.actors.history.store import MAX_PAGE, HistoryStore
+from actorchestra.actors.history.records import TaskRecord, TaskUpdate
+from actorchestra.actors.history.store import HistoryStore
 from actorchestra.actors.llm.config import LLMConfig
 from actorchestra.actors.planner.events import EventLog
 from actorchestra.actors.planner.graph import plan_from_workflow, plan_problems
@@ -44,6 +43,14 @@ from actorchestra.actors.planner.models import (
     Usage,
 )
 from actorchestra.actors.planner.planning import llm_plan, route, synthesize
+from actorchestra.actors.planner.recorded import (
+    dt,
+    end_interrupted,
+    jsonable,
+    subtask_records,
+    view_from_detail,
+    view_from_task_record,
+)
 from actorchestra.actors.planner.run import AgentInfo, Pool, RunOptions, TaskRun
 from actorchestra.actors.trusted import trusted
 from actorchestra.protocol.context import CallInfo
@@ -60,10 +67,6 @@ _UNLIMITED = 256  # capacity of an agent replica without a concurrency limit
 _SHIP_FINAL_S = 0.1  # the longest the records wait for readers to send the final event
 _REMOTE_CONNECT_S = 5.0  # connecting to a third-party agent; reading waits for the subtask
 REFRESH_AFTER_S = 0.05  # a pool refresh a submission asks for waits this long (its dispatch)
-INTERRUPTED = (
-    "interrupted: the planner running this task stopped (restarted or shut down) before it "
-    "ended; submit it again"
-)
 
 
 class PlannerOptions(BaseModel):
@@ -133,69 +136,8 @@ class Planner:
                 return
             await self.store.start()
             self._llm = _llm_client(self.options.llm)
-            await self._end_interrupted()
+            await end_interrupted(self.store)
             self._started = True
-
-    async def _end_interrupted(self) -> None:
-        """End the tasks the history holds as unfinished when this planner starts.
-
-        A task runs in the planner's memory: one that was pending, planning or running
-        when its planner stopped (killed, crashed, its node lost, the runtime shut down
-        under it) has nothing running it any more. Each is recorded as failed, with a
-        final event saying why, so that a client following it (or resuming its stream
-        after the restart) gets an ending instead of a task that stays "running".
-        """
-        unfinished = [s.value for s in TaskState if s not in FINISHED]
-        records: list[TaskRecord] = []
-        cursor: str | None = None
-        while True:
-            page = await self.store.list_tasks(state=unfinished, limit=MAX_PAGE, cursor=cursor)
-            records += page.items
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        if not records:
-            return
-        now = time.time()
-        finals: list[NewEvent] = []
-        for r in records:
-            # It may have ended with its final event recorded but not yet its row: the
-            # row then takes the ending the event gives, and no second final is written.
-            last_seq = await self.store.last_event_seq(r.task_id)
-            last = await self.store.events_after(r.task_id, last_seq - 1, 1) if last_seq else []
-            if last and last[0].kind == EventKind.FINAL.value and isinstance(last[0].data, dict):
-                data = last[0].data
-                state, error, result = data.get("state"), data.get("error"), data.get("result")
-                if state not in FINISHED:
-                    state, error = TaskState.FAILED.value, INTERRUPTED
-            else:
-                state, error, result = TaskState.FAILED.value, INTERRUPTED, None
-                usage = Usage(
-                    prompt_tokens=r.prompt_tokens,
-                    completion_tokens=r.completion_tokens,
-                    cost_usd=r.cost_usd,
-                )
-                data = {"state": state, "result": None, "error": error, "usage": usage.model_dump()}
-                finals.append(
-                    NewEvent(task_id=r.task_id, kind=EventKind.FINAL.value, data=data, ts=_dt(now))
-                )
-            await self.store.update_task(
-                TaskUpdate(
-                    task_id=r.task_id,
-                    state=str(state),
-                    error=error,
-                    result=_jsonable(result),
-                    finished_at=_dt(now),
-                ),
-                returning=False,
-            )
-        if finals:
-            await self.store.append_events(finals)
-        logger.warning(
-            "%d task(s) were unfinished when the last planner stopped; now ended: %s",
-            len(records),
-            ", ".join(r.task_id for r in records[:10]) + (" ..." if len(records) > 10 else ""),
-        )
 
     async def reconfigure(self, options: PlannerOptions, deployed_at: float | None = None) -> None:
         """Take a deploy's options: the planner actor outlives deploys (idempotent).
@@ -496,8 +438,8 @@ class Planner:
             state=active.state.value,
             session_id=request.session_id,
             input=request.input,
-            created_at=_dt(active.created_at),
-            updated_at=_dt(active.updated_at),
+            created_at=dt(active.created_at),
+            updated_at=dt(active.updated_at),
             **values,
         )
 
@@ -541,34 +483,14 @@ class Planner:
 
     async def _record_end(self, active: _Active, view: TaskView) -> None:
         """The ended task's subtasks and final row, in the store."""
-        await self.store.upsert_subtasks(
-            [
-                trusted(  # built from checked views: no revalidation
-                    SubtaskRecord,
-                    task_id=active.task_id,
-                    subtask_id=s.id,
-                    state=s.state.value,
-                    position=i,
-                    skill=s.skill,
-                    agent=s.agent,
-                    input=s.input,
-                    depends_on=s.depends_on,
-                    attempts=s.attempts,
-                    output=_jsonable(s.output),
-                    error=s.error,
-                    started_at=_dt(s.started_at),
-                    finished_at=_dt(s.finished_at),
-                )
-                for i, s in enumerate(view.subtasks)
-            ]
-        )
+        await self.store.upsert_subtasks(subtask_records(active.task_id, view.subtasks))
         final = {
-            "result": _jsonable(active.result),
+            "result": jsonable(active.result),
             "error": active.error,
             "prompt_tokens": active.usage.prompt_tokens,
             "completion_tokens": active.usage.completion_tokens,
             "cost_usd": active.usage.cost_usd,
-            "finished_at": _dt(active.finished_at),
+            "finished_at": dt(active.finished_at),
         }
         if active.recorded:
             await self.store.update_task(
@@ -622,7 +544,7 @@ class Planner:
         detail = await self.store.get_task_detail(task_id)
         if detail is None:
             raise TaskNotFound(f"no task {task_id!r}")
-        return _view_from_record(detail).model_dump(mode="json")
+        return view_from_detail(detail).model_dump(mode="json")
 
     async def list(
         self,
@@ -642,8 +564,8 @@ class Planner:
             page = await self.store.list_tasks(
                 state=state,
                 user_id=user_id,
-                since=_dt(since),
-                until=_dt(until),
+                since=dt(since),
+                until=dt(until),
                 limit=limit,
                 cursor=cursor,
             )
@@ -654,7 +576,7 @@ class Planner:
         views = []
         for record in page.items:
             active = self._runs.get(record.task_id)
-            views.append(self._view(active) if active else _view_from_task_record(record))
+            views.append(self._view(active) if active else view_from_task_record(record))
         return TaskPage(tasks=views, next_cursor=page.next_cursor).model_dump(mode="json")
 
     async def cancel(self, task_id: str) -> dict[str, Any]:
@@ -737,58 +659,6 @@ def _llm_client(config: LLMConfig | None) -> Any:
 def _remote_timeout(options: PlannerOptions) -> httpx.Timeout:
     """A third-party agent's connect time, and the subtask's time for its answer."""
     return httpx.Timeout(options.subtask_timeout_s, connect=_REMOTE_CONNECT_S)
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool | list | dict):
-        return value
-    return str(value)
-
-
-def _view_from_task_record(record: TaskRecord) -> TaskView:
-    return TaskView(
-        task_id=record.task_id,
-        state=TaskState(record.state),
-        input=str(record.input or ""),
-        user_id=record.user_id or None,
-        session_id=record.session_id,
-        plan=Plan.model_validate(record.plan) if isinstance(record.plan, dict) else None,
-        result=record.result,
-        error=record.error,
-        usage=Usage(
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-            cost_usd=record.cost_usd,
-        ),
-        created_at=record.created_at.timestamp(),
-        updated_at=record.updated_at.timestamp(),
-        finished_at=record.finished_at.timestamp() if record.finished_at else None,
-    )
-
-
-def _view_from_record(detail: Any) -> TaskView:
-    view = _view_from_task_record(detail.task)
-    view.subtasks = [
-        SubtaskView(
-            id=s.subtask_id,
-            skill=s.skill,
-            agent=s.agent,
-            state=SubtaskState(s.state),
-            input=str(s.input or ""),
-            depends_on=list(s.depends_on),
-            attempts=s.attempts,
-            output=s.output,
-            error=s.error,
-            started_at=s.started_at.timestamp() if s.started_at else None,
-            finished_at=s.finished_at.timestamp() if s.finished_at else None,
-        )
-        for s in detail.subtasks
-    ]
-    return view
 
 
 def _validation_message(err: ValidationError) -> str:
