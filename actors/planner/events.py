@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from actorchestra.actors.history.records import EventRecord
 from actorchestra.actors.history.store import HistoryStore
 from actorchestra.actors.planner.models import EventKind
 
@@ -219,6 +220,10 @@ class EventLog:
                     if page[-1]["kind"] == EventKind.FINAL.value:
                         return
                 if finished:
+                    if last == after_seq:  # nothing after the resume point
+                        beyond = await self._final_before(task_id, after_seq)
+                        if beyond is not None:
+                            yield [beyond]
                     return
             while True:
                 taken = await reader.take()
@@ -259,6 +264,25 @@ class EventLog:
             for w in waits:
                 w.cancel()
 
+    async def _final_before(self, task_id: str, after_seq: int) -> Event | None:
+        """The final event of an ended task whose recorded events stop short of
+        `after_seq`, else None.
+
+        A reader resumes past the recorded end when its task's planner stopped with
+        events sent to it but not yet recorded (they are recorded every
+        `record_every_s`): the next planner ended the task with a final event
+        numbered after the last recorded one. That event is the reader's ending,
+        though its seq is below the resume point: without it the stream would close
+        empty, and a client that resumes again would get the same, for ever.
+        """
+        last_seq = await self._store.last_event_seq(task_id)
+        if not 0 < last_seq < after_seq:
+            return None
+        page = await self._store.events_after(task_id, last_seq - 1, 1)
+        if not page or page[0].kind != EventKind.FINAL.value:
+            return None
+        return _event(task_id, page[0])
+
     async def _replay(self, task_id: str, after_seq: int) -> AsyncIterator[list[Event]]:
         """Recorded events after `after_seq`, a page at a time, up to the final one."""
         last = after_seq
@@ -267,15 +291,7 @@ class EventLog:
             out: list[Event] = []
             for record in page:
                 last = record.seq
-                out.append(
-                    {
-                        "task_id": task_id,
-                        "seq": record.seq,
-                        "kind": record.kind,
-                        "data": record.data if isinstance(record.data, dict) else {},
-                        "ts": record.ts.timestamp(),
-                    }
-                )
+                out.append(_event(task_id, record))
                 if record.kind == EventKind.FINAL.value:
                     break
             if out:
@@ -284,6 +300,17 @@ class EventLog:
                     return
             if len(page) < PAGE:
                 return
+
+
+def _event(task_id: str, record: EventRecord) -> Event:
+    """A recorded event as readers get it."""
+    return {
+        "task_id": task_id,
+        "seq": record.seq,
+        "kind": record.kind,
+        "data": record.data if isinstance(record.data, dict) else {},
+        "ts": record.ts.timestamp(),
+    }
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

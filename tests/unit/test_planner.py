@@ -315,6 +315,10 @@ async def test_tasks_a_stopped_planner_left_unfinished_end_when_the_next_one_sta
     ]
     assert events[-1]["data"]["state"] == "failed"
     assert events[-1]["data"]["error"] == cut_off["error"]
+    # A reader that had events the old planner never recorded (seq 4 and 5) resumes
+    # past the recorded end: it gets the final event, not an empty stream.
+    assert [e async for e in new.stream_events("cut-off", after_seq=5)] == [events[-1]]
+    assert [e async for e in new.stream_events("cut-off", after_seq=3)] == []
     ended = await new.get("all-but-row")
     assert (ended["state"], ended["result"]) == ("completed", "B")
     assert [e["kind"] async for e in new.stream_events("all-but-row")] == ["final"]
