@@ -66,7 +66,11 @@ _RUNTIME_SETTING = {
 # Secrets the file may hold: wrapped as SecretStr on the way in, so the merged args (which
 # travel to Ray and may be logged) never carry them in the clear.
 _SECRET_RUNTIME_KEYS = {"auth_tokens", "session_secret"}
-_AGENT_SETTING = {"max_tasks": "max_tasks_per_replica", "push_allowed_hosts": "allowed_hosts"}
+_AGENT_SETTING = {
+    "max_tasks": "max_tasks_per_replica",
+    "push_allowed_hosts": "allowed_hosts",
+    "heap_reserve_mib": "agent_heap_reserve_mib",
+}
 # runtime.agent.llm / runtime.agent.tools keys -> their settings
 _LLM_SETTING = {
     "base_url": "llm_base_url",

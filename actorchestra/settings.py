@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     health_interval_s: float = 1.0
     probe_timeout_s: float = 2.0
     max_tasks_per_replica: int = 10_000
+    agent_heap_reserve_mib: int = Field(
+        default=8,
+        ge=0,
+        le=1024,
+        description="MiB of heap each agent replica touches at start-up and keeps (a "
+        "first large batch runs without page faults); 0 for the least memory",
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated hosts that push webhooks and http tools may reach even "
@@ -209,6 +216,7 @@ class Settings(BaseSettings):
             **self.auth_options(),
             "agent": {
                 "max_tasks": self.max_tasks_per_replica,
+                "heap_reserve_mib": self.agent_heap_reserve_mib,
                 "push_allowed_hosts": list(self.allowed_hosts),
                 "llm": self.llm_options(),
                 "tools": self.tools_options(),

@@ -95,7 +95,7 @@ class RayAgentActor(AgentActor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        freeze_startup_objects()
+        freeze_startup_objects(self.options.heap_reserve_mib)
 
     def channel_host(self) -> str:
         return ray.util.get_node_ip_address()

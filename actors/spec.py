@@ -85,6 +85,14 @@ class AgentRuntimeOptions(BaseModel):
         default=False,
         description="a2a-sdk's OpenTelemetry spans (about 100 per request); off unless traced",
     )
+    heap_reserve_mib: int = Field(
+        default=8,
+        ge=0,
+        le=1024,
+        description="small-object heap each replica touches at start-up and keeps, so its "
+        "first large batch does not page-fault through new arenas "
+        "(actors.runtime.reserve_small_object_heap); 0: none, for the least memory",
+    )
 
     def process_env(self) -> dict[str, str]:
         """Environment for processes that run a2a-sdk code; read by a2a-sdk at import."""

@@ -86,6 +86,7 @@ def test_runtime_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTORCHESTRA_HEALTH_INTERVAL_S", "0.5")
     monkeypatch.setenv("ACTORCHESTRA_PROBE_TIMEOUT_S", "0.25")
     monkeypatch.setenv("ACTORCHESTRA_MAX_TASKS_PER_REPLICA", "50")
+    monkeypatch.setenv("ACTORCHESTRA_AGENT_HEAP_RESERVE_MIB", "0")
     monkeypatch.setenv("ACTORCHESTRA_ALLOWED_HOSTS", "localhost")
     monkeypatch.setenv("ACTORCHESTRA_STATE_DIR", "/srv/actorchestra")
     options = Settings().runtime_options()
@@ -97,7 +98,7 @@ def test_runtime_options(monkeypatch: pytest.MonkeyPatch) -> None:
         "max_body_bytes": 4096,
         "health_interval_s": 0.5,
         "probe_timeout_s": 0.25,
-        "agent": {"max_tasks": 50, "push_allowed_hosts": ["localhost"]},
+        "agent": {"max_tasks": 50, "push_allowed_hosts": ["localhost"], "heap_reserve_mib": 0},
     }
     assert tools["allowed_hosts"] == ["localhost"] and "base_url" not in llm
     options["agent"].update(llm=llm, tools=tools)
@@ -226,6 +227,18 @@ def test_explicit_env_beats_the_files_agent_section(monkeypatch: pytest.MonkeyPa
     app = _app({"agent": {"max_tasks": 500, "push_allowed_hosts": ["file.internal"]}})
     agent = cli.merged_args(app, Settings())["runtime"]["agent"]
     assert (agent["max_tasks"], agent["push_allowed_hosts"]) == (50, ["hooks.internal"])
+
+
+def test_the_agents_heap_reserve_from_the_file_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = _app({"agent": {"heap_reserve_mib": 2}})
+    assert cli.merged_args(app, Settings())["runtime"]["agent"]["heap_reserve_mib"] == 2
+    monkeypatch.setenv("ACTORCHESTRA_AGENT_HEAP_RESERVE_MIB", "0")
+    assert cli.merged_args(app, Settings())["runtime"]["agent"]["heap_reserve_mib"] == 0
+    monkeypatch.setenv("ACTORCHESTRA_AGENT_HEAP_RESERVE_MIB", "-1")
+    with pytest.raises(ValidationError, match="agent_heap_reserve_mib"):
+        Settings()
 
 
 ENV_TOKEN = "env-token-0123456789abcdef"

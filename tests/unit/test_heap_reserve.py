@@ -11,9 +11,11 @@ from actorchestra.actors import runtime
 from actorchestra.actors.runtime import (
     GC_YOUNG,
     HEAP_RESERVE_MIB,
+    RayAgentActor,
     freeze_startup_objects,
     reserve_small_object_heap,
 )
+from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 
 # A fresh interpreter (an actor's process is one): page faults of a 4 MiB burst of small
 # objects, as an agent's first batch makes, after a reserve of the given size.
@@ -61,6 +63,23 @@ def test_freeze_collects_less_often_and_returns_the_reserve() -> None:
         assert gc.get_freeze_count() > 0
         assert pinned
         assert runtime._heap_reserve is pinned  # held for the process, not by the caller
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_an_agent_replica_reserves_what_its_options_say() -> None:
+    """`runtime.agent.heap_reserve_mib` (ACTORCHESTRA_AGENT_HEAP_RESERVE_MIB) reaches the
+    replica: 0 keeps no reserve at all."""
+    threshold = gc.get_threshold()
+    spec = AgentSpec(name="echo", cls="actorchestra.actors.examples:EchoAgent")
+    try:
+        pinned = {}
+        for mib in (2, 0):
+            options = AgentRuntimeOptions(heap_reserve_mib=mib)
+            RayAgentActor(spec, 0, "http://127.0.0.1:8000/a2a/echo", options)
+            pinned[mib] = len(runtime._heap_reserve)
+        assert 2 <= pinned[2] <= 32 and pinned[0] == 0, pinned
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
