@@ -323,3 +323,10 @@ async def test_a_restarted_planner_takes_tasks_again(client: Client, runtime: Ru
     assert followed[-1]["data"]["error"].startswith("interrupted: the planner running this task")
     long = await client.get(long_id)
     assert long["state"] == "failed" and long["error"] == followed[-1]["data"]["error"]
+    # A follower that had events the killed planner never recorded resumes past the
+    # recorded end (Last-Event-ID beyond it): it still gets the final event.
+    final = followed[-1]
+    beyond = [e async for e in client.events(long_id, after=final["seq"] + 40)]
+    assert [(e["seq"], e["kind"], e["data"]) for e in beyond] == [
+        (final["seq"], "final", final["data"])
+    ]
