@@ -35,6 +35,7 @@ from a2a.utils.errors import InvalidRequestError
 from a2a.utils.push_url_validator import validate_push_notification_url
 
 from actorchestra.actors.agent import Turn
+from actorchestra.actors.batch import BATCH_KEY, SUBTASK_KEY
 from actorchestra.actors.executor import STREAMING_STATE, SkillExecutor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, config_revision
 from actorchestra.actors.task_store import BoundedTaskStore
@@ -44,6 +45,17 @@ from actorchestra.protocol.codec import Packed, pack, unpack
 from actorchestra.protocol.context import CallInfo, ReplicaTaskIdGenerator
 
 logger = logging.getLogger(__name__)
+
+_SETTLED = frozenset(  # a task in one of these needs nothing more from this replica now
+    {
+        a2a_pb2.TaskState.TASK_STATE_COMPLETED,
+        a2a_pb2.TaskState.TASK_STATE_FAILED,
+        a2a_pb2.TaskState.TASK_STATE_CANCELED,
+        a2a_pb2.TaskState.TASK_STATE_REJECTED,
+        a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED,
+        a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED,
+    }
+)
 
 
 class AgentActor:
@@ -68,6 +80,7 @@ class AgentActor:
         self.card = build_agent_card(self.info, base_url)
         self._http = httpx.AsyncClient(timeout=self.options.push_timeout_s)
         self._task_store = BoundedTaskStore(self.options.max_tasks)
+        self._abandoning: set[asyncio.Task[None]] = set()  # batches whose caller left
         push_store = InMemoryPushNotificationConfigStore()
         self.handler = DefaultRequestHandler(
             agent_executor=SkillExecutor(self.agent, self._conversation, spec.concurrency),
@@ -143,15 +156,57 @@ class AgentActor:
             self._in_flight -= 1
 
     async def send_message_stream(self, request: Packed, call: CallInfo) -> AsyncIterator[Packed]:
+        """A streamed message; the planner's subtasks (a batch, `BATCH_KEY`, or one,
+        `SUBTASK_KEY`) are canceled if their stream closes before their task ends.
+
+        A2A lets a client drop a stream and resubscribe, so a task outlives its stream.
+        A subtask's result goes to the planner that sent it and nowhere else: a planner
+        that stops, or whose channel to this replica drops, counts the unanswered
+        subtasks failed and runs them again elsewhere. Left running here, they would
+        be done twice, or, for a planner that stopped, for no one.
+        """
         await self._ensure_setup()
         self._in_flight += 1
         context = call.to_server_context()
         context.state[STREAMING_STATE] = True  # skills may stream finer than for a send
+        message = unpack(request)
+        fields = message.metadata.fields if isinstance(message, a2a_pb2.SendMessageRequest) else {}
+        owned = BATCH_KEY in fields or SUBTASK_KEY in fields
+        # Settled: the last state seen says the task is done or waits for its caller.
+        # Not the stream's end: a2a-sdk ends the stream quietly when it is cancelled.
+        task_id, settled = "", False
         try:
-            async for event in self.handler.on_message_send_stream(unpack(request), context):
+            async for event in self.handler.on_message_send_stream(message, context):
+                if owned:
+                    if isinstance(event, a2a_pb2.Task):
+                        task_id = task_id or event.id
+                        settled = event.status.state in _SETTLED
+                    elif isinstance(event, a2a_pb2.TaskStatusUpdateEvent):
+                        settled = event.status.state in _SETTLED
+                    elif isinstance(event, a2a_pb2.Message):
+                        settled = True  # answered without a task
                 yield pack(event)
         finally:
             self._in_flight -= 1
+            if task_id and not settled:
+                self._abandon(task_id, call)
+
+    def _abandon(self, task_id: str, call: CallInfo) -> None:
+        """Cancel the planner's subtasks whose caller is gone (a task of its own: this
+        runs while their stream is being closed or cancelled)."""
+
+        async def cancel() -> None:
+            request = a2a_pb2.CancelTaskRequest(id=task_id)
+            try:
+                await self.handler.on_cancel_task(request, call.to_server_context())
+            except Exception as e:  # it ended meanwhile: nothing left to stop
+                logger.debug("task %s: not canceled (%r)", task_id, e)
+            else:
+                logger.info("task %s canceled: the planner's stream of it closed", task_id)
+
+        task = asyncio.get_running_loop().create_task(cancel(), name=f"abandon-{task_id}")
+        self._abandoning.add(task)
+        task.add_done_callback(self._abandoning.discard)
 
     async def subscribe(self, request: Packed, call: CallInfo) -> AsyncIterator[Packed]:
         async for event in self.handler.on_subscribe_to_task(

@@ -27,6 +27,9 @@ from google.protobuf.json_format import MessageToDict
 from actorchestra.actors.json_codec import json_loads
 
 BATCH_KEY = "actorchestra.batch"
+# On a single subtask's message, the planner's id for it. A batch or a message that
+# carries either key lives only as long as its stream (`AgentActor.send_message_stream`).
+SUBTASK_KEY = "actorchestra.subtask"
 
 
 def batch_items(value: Any) -> list[dict[str, Any]] | None:

@@ -18,7 +18,7 @@ from a2a.helpers import get_message_text, new_text_message
 from a2a.types import a2a_pb2
 from google.protobuf.json_format import MessageToDict
 
-from actorchestra.actors.batch import BATCH_KEY, part_value
+from actorchestra.actors.batch import BATCH_KEY, SUBTASK_KEY, part_value
 from actorchestra.actors.json_codec import json_bytes
 from actorchestra.protocol.context import CallInfo
 from actorchestra.protocol.endpoint import AgentEndpoint
@@ -74,8 +74,7 @@ async def send_one(
     """One subtask as a plain streaming A2A message; its stream feeds progress/token notes."""
     message = new_text_message(item.input, role=a2a_pb2.Role.ROLE_USER)
     request = a2a_pb2.SendMessageRequest(message=message)
-    if item.skill:
-        request.metadata.update({"skill": item.skill})
+    request.metadata.update({SUBTASK_KEY: item.id, **({"skill": item.skill} if item.skill else {})})
     chunks: list[str] = []
     final: a2a_pb2.Task | None = None
     status_text = ""

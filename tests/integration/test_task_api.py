@@ -323,6 +323,24 @@ async def test_a_restarted_planner_takes_tasks_again(client: Client, runtime: Ru
     assert followed[-1]["data"]["error"].startswith("interrupted: the planner running this task")
     long = await client.get(long_id)
     assert long["state"] == "failed" and long["error"] == followed[-1]["data"]["error"]
+    # Its subtask did not go on sleeping on its agent: the killed planner's stream of it
+    # closed, and the agent canceled its A2A task (read from the agents' task stores).
+    replicas = ["agent:lab:0", "agent:sleeper:0", "agent:sleeper:1"]  # the `sleep` skill's
+    actors = [ray.get_actor(name, namespace=runtime.namespace) for name in replicas]
+
+    def sleeping(self: Any) -> list[int]:
+        tasks = [t for owned in self._task_store._impl.tasks.values() for t in owned.values()]
+        return [t.status.state for t in tasks if t.history and t.history[0].parts[0].text == "30"]
+
+    def canceled() -> bool:
+        states = [
+            s
+            for states in ray.get([a.__ray_call__.remote(sleeping) for a in actors])
+            for s in states
+        ]
+        return states == [a2a_pb2.TaskState.TASK_STATE_CANCELED]
+
+    await async_wait_for(canceled, timeout=15, what="the long subtask canceled on its agent")
     # A follower that had events the killed planner never recorded resumes past the
     # recorded end (Last-Event-ID beyond it): it still gets the final event.
     final = followed[-1]

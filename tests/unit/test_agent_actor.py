@@ -7,6 +7,7 @@ No Ray here: `AgentActor` is constructed directly and its A2A methods are awaite
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -28,6 +29,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from actorchestra.actors.agent import Agent, Rejected, SkillContext, skill
 from actorchestra.actors.agent_actor import AgentActor
+from actorchestra.actors.batch import BATCH_KEY, SUBTASK_KEY
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec
 from actorchestra.actors.task_store import BoundedTaskStore
 from actorchestra.protocol.channel import (
@@ -367,6 +369,46 @@ async def test_a_stream_that_breaks_fails_its_task() -> None:
     assert not chunks[0].last_chunk
     assert events[-1].status.state == State.TASK_STATE_FAILED
     assert "stream broke" in _status_text(events[-1])  # type: ignore[arg-type]
+
+
+async def _state_becomes(actor: AgentActor, task_id: str, state: int) -> None:
+    async with asyncio.timeout(5):
+        while True:  # the cancel runs as a task of its own: nothing to await but time
+            if (await _get(actor, task_id)).status.state == state:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_the_planners_subtasks_end_with_their_stream_a_message_does_not() -> None:
+    """The planner's subtasks, a batch or one, live as long as the planner reads them
+    (one that stopped, or whose channel dropped, runs them again elsewhere); an A2A
+    client's streamed message goes on without its stream, as A2A has it."""
+    actor = _actor(WORKSHOP_SPEC)
+    items = json.dumps([{"id": "a", "input": "x"}, {"id": "b", "input": "y"}])
+    batch = _request("batch of 2", metadata={BATCH_KEY: items, "skill": "hold"})
+    one = _request("x", metadata={SUBTASK_KEY: "s1", "skill": "hold"})
+    plain = _request("hold")
+    ids = {}
+    for name, request in (("batch", batch), ("one", one), ("plain", plain)):
+        stream = actor.send_message_stream(pack(request), ALICE)
+        first = unpack(await anext(stream))
+        assert isinstance(first, a2a_pb2.Task)
+        ids[name] = first.id
+        await _state_becomes(actor, first.id, State.TASK_STATE_WORKING)
+        if name == "one":  # as the channel does when the planner's connection drops
+            reading = asyncio.create_task(anext(stream))
+            await asyncio.sleep(0)  # it waits for the next event
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await reading
+        await stream.aclose()  # the caller is gone
+    await _state_becomes(actor, ids["batch"], State.TASK_STATE_CANCELED)
+    await _state_becomes(actor, ids["one"], State.TASK_STATE_CANCELED)
+    assert (await _get(actor, ids["plain"])).status.state == State.TASK_STATE_WORKING
+    actor.agent.release.set()  # type: ignore[attr-defined]
+    await _state_becomes(actor, ids["plain"], State.TASK_STATE_COMPLETED)
+    for name in ("batch", "one"):
+        assert (await _get(actor, ids[name])).status.state == State.TASK_STATE_CANCELED
 
 
 async def test_ping_counts_calls_in_flight_and_tasks() -> None:
