@@ -38,7 +38,7 @@ from actorchestra.actors.agent import Turn
 from actorchestra.actors.batch import BATCH_KEY, SUBTASK_KEY
 from actorchestra.actors.executor import STREAMING_STATE, SkillExecutor
 from actorchestra.actors.spec import AgentRuntimeOptions, AgentSpec, config_revision
-from actorchestra.actors.task_store import BoundedTaskStore
+from actorchestra.actors.task_store import FINISHED_STATES, BoundedTaskStore
 from actorchestra.protocol.cards import build_agent_card
 from actorchestra.protocol.channel import LazyChannel, Op, ReplicaStatus, pack_status
 from actorchestra.protocol.codec import Packed, pack, unpack
@@ -46,16 +46,11 @@ from actorchestra.protocol.context import CallInfo, ReplicaTaskIdGenerator
 
 logger = logging.getLogger(__name__)
 
-_SETTLED = frozenset(  # a task in one of these needs nothing more from this replica now
-    {
-        a2a_pb2.TaskState.TASK_STATE_COMPLETED,
-        a2a_pb2.TaskState.TASK_STATE_FAILED,
-        a2a_pb2.TaskState.TASK_STATE_CANCELED,
-        a2a_pb2.TaskState.TASK_STATE_REJECTED,
-        a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED,
-        a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED,
-    }
-)
+# A task in one of these runs nothing now: it ended, or it waits for its caller.
+_SETTLED = FINISHED_STATES | {
+    a2a_pb2.TaskState.TASK_STATE_INPUT_REQUIRED,
+    a2a_pb2.TaskState.TASK_STATE_AUTH_REQUIRED,
+}
 
 
 class AgentActor:
@@ -80,7 +75,7 @@ class AgentActor:
         self.card = build_agent_card(self.info, base_url)
         self._http = httpx.AsyncClient(timeout=self.options.push_timeout_s)
         self._task_store = BoundedTaskStore(self.options.max_tasks)
-        self._abandoning: set[asyncio.Task[None]] = set()  # batches whose caller left
+        self._abandoning: set[asyncio.Task[None]] = set()  # see `_abandon`
         push_store = InMemoryPushNotificationConfigStore()
         self.handler = DefaultRequestHandler(
             agent_executor=SkillExecutor(self.agent, self._conversation, spec.concurrency),

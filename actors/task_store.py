@@ -11,12 +11,14 @@ from a2a.types import a2a_pb2
 
 from actorchestra.protocol.context import CallInfo
 
-_FINISHED = {
-    a2a_pb2.TaskState.TASK_STATE_COMPLETED,
-    a2a_pb2.TaskState.TASK_STATE_FAILED,
-    a2a_pb2.TaskState.TASK_STATE_CANCELED,
-    a2a_pb2.TaskState.TASK_STATE_REJECTED,
-}
+FINISHED_STATES = frozenset(  # terminal: a task in one of these never changes again
+    {
+        a2a_pb2.TaskState.TASK_STATE_COMPLETED,
+        a2a_pb2.TaskState.TASK_STATE_FAILED,
+        a2a_pb2.TaskState.TASK_STATE_CANCELED,
+        a2a_pb2.TaskState.TASK_STATE_REJECTED,
+    }
+)
 
 
 class BoundedTaskStore(InMemoryTaskStore):
@@ -44,7 +46,7 @@ class BoundedTaskStore(InMemoryTaskStore):
             if key not in self._context_of:
                 self._context_of[key] = task.context_id
                 self._by_context.setdefault((owner, task.context_id), []).append(task.id)
-            if task.status.state in _FINISHED:
+            if task.status.state in FINISHED_STATES:
                 self._finished[key] = None
                 self._finished.move_to_end(key)
             while len(self._finished) > self._max_finished:
