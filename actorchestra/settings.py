@@ -24,6 +24,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from actorchestra.actors.llm.config import DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL, ModelPrice
+from actorchestra.actors.spec import HEAP_RESERVE_MIB
 
 # The offline model server's port when `up` starts it; the default LLMConfig.base_url
 # (http://127.0.0.1:8099/v1) points there too.
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     probe_timeout_s: float = 2.0
     max_tasks_per_replica: int = 10_000
     agent_heap_reserve_mib: int = Field(
-        default=8,
+        default=HEAP_RESERVE_MIB,
         ge=0,
         le=1024,
         description="MiB of heap each agent replica touches at start-up and keeps (a "

@@ -23,6 +23,7 @@ from actorchestra.actors.endpoint import LocalAgentEndpoint
 from actorchestra.actors.ray_options import runtime_actor
 from actorchestra.actors.registry_service import RegistryService
 from actorchestra.actors.spec import (
+    HEAP_RESERVE_MIB,
     AgentRuntimeOptions,
     AgentSpec,
     actor_name,
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 REGISTRY_NAME = "registry"
 GC_YOUNG = 20_000  # allocations between young collections (the default: 700)
-HEAP_RESERVE_MIB = 8  # small-object heap each actor process touches at start-up
 _PIN_SPACING = 256 << 10  # one pinned object per this many bytes of the reserve
 _heap_reserve: list[bytes] = []  # this process's pinned objects (`freeze_startup_objects`)
 

@@ -17,6 +17,7 @@ from actorchestra.actors.tools.config import ToolsConfig
 from actorchestra.protocol.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+HEAP_RESERVE_MIB = 8  # small-object heap an actor process touches at start-up (actors.runtime)
 
 
 class AgentSpec(BaseModel):
@@ -86,7 +87,7 @@ class AgentRuntimeOptions(BaseModel):
         description="a2a-sdk's OpenTelemetry spans (about 100 per request); off unless traced",
     )
     heap_reserve_mib: int = Field(
-        default=8,
+        default=HEAP_RESERVE_MIB,
         ge=0,
         le=1024,
         description="small-object heap each replica touches at start-up and keeps, so its "
