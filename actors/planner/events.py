@@ -275,13 +275,10 @@ class EventLog:
         though its seq is below the resume point: without it the stream would close
         empty, and a client that resumes again would get the same, for ever.
         """
-        last_seq = await self._store.last_event_seq(task_id)
-        if not 0 < last_seq < after_seq:
+        last = await last_recorded(self._store, task_id)
+        if last is None or last.seq >= after_seq or last.kind != EventKind.FINAL.value:
             return None
-        page = await self._store.events_after(task_id, last_seq - 1, 1)
-        if not page or page[0].kind != EventKind.FINAL.value:
-            return None
-        return _event(task_id, page[0])
+        return _event(task_id, last)
 
     async def _replay(self, task_id: str, after_seq: int) -> AsyncIterator[list[Event]]:
         """Recorded events after `after_seq`, a page at a time, up to the final one."""
@@ -300,6 +297,15 @@ class EventLog:
                     return
             if len(page) < PAGE:
                 return
+
+
+async def last_recorded(store: HistoryStore, task_id: str) -> EventRecord | None:
+    """A task's last recorded event; None while it has none."""
+    last_seq = await store.last_event_seq(task_id)
+    if not last_seq:
+        return None
+    page = await store.events_after(task_id, last_seq - 1, 1)
+    return page[0] if page else None
 
 
 def _event(task_id: str, record: EventRecord) -> Event:

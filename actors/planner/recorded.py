@@ -22,6 +22,7 @@ from actorchestra.actors.history.records import (
     TaskUpdate,
 )
 from actorchestra.actors.history.store import MAX_PAGE, HistoryStore
+from actorchestra.actors.planner.events import last_recorded
 from actorchestra.actors.planner.models import (
     FINISHED,
     EventKind,
@@ -89,11 +90,10 @@ async def _end_one(store: HistoryStore, r: TaskRecord, now: float) -> NewEvent |
     """End one unfinished task's row; its final event to append, if it has none yet."""
     # It may have ended with its final event recorded but not yet its row: the row
     # then takes the ending the event gives, and no second final is written.
-    last_seq = await store.last_event_seq(r.task_id)
-    last = await store.events_after(r.task_id, last_seq - 1, 1) if last_seq else []
+    last = await last_recorded(store, r.task_id)
     final = None
-    if last and last[0].kind == EventKind.FINAL.value and isinstance(last[0].data, dict):
-        data = last[0].data
+    if last is not None and last.kind == EventKind.FINAL.value and isinstance(last.data, dict):
+        data = last.data
         state, error, result = data.get("state"), data.get("error"), data.get("result")
         if state not in FINISHED:
             state, error = TaskState.FAILED.value, INTERRUPTED
