@@ -213,6 +213,13 @@ class EventLog:
                     yield page
                     if page[-1]["kind"] == EventKind.FINAL.value:
                         return
+                if log and log[-1]["kind"] == EventKind.FINAL.value:
+                    # Ended, its events not yet recorded, the reader at or past the end:
+                    # nothing more will come (it would wait for ever), and past the end
+                    # it gets the final event, as from the store (`_final_before`).
+                    if after_seq > log[-1]["seq"]:
+                        yield [log[-1]]
+                    return
             else:
                 async for page in self._replay(task_id, after_seq):
                     last = page[-1]["seq"]

@@ -44,6 +44,10 @@ async def test_events_are_numbered_read_live_and_replayed_after_recording(
     assert [e["data"] for e in got_early[1:4]] == [{"subtask": f"s{i}"} for i in range(3)]
     assert got_early[-1]["kind"] == "final"
     assert [e["seq"] for e in got_late] == [3, 4, 5, 6]
+    # Ended but not yet recorded: a reader at the end gets nothing, one past it (it had
+    # events a stopped planner never recorded) the final event; neither waits.
+    assert await asyncio.wait_for(collect(log, "t1", 6, finished=True), 5) == []
+    assert await asyncio.wait_for(collect(log, "t1", 9, finished=True), 5) == [got_early[-1]]
 
     # Recorded behind: the store gave the same numbers, and once the final event is
     # recorded a reader replays from the store.
@@ -53,6 +57,9 @@ async def test_events_are_numbered_read_live_and_replayed_after_recording(
     replay = await asyncio.wait_for(collect(log, "t1", 4, finished=True), 5)
     assert [e["seq"] for e in replay] == [5, 6]
     assert replay[0]["data"] == {"subtask": "s0"}
+    assert await asyncio.wait_for(collect(log, "t1", 6, finished=True), 5) == []
+    [beyond] = await asyncio.wait_for(collect(log, "t1", 9, finished=True), 5)
+    assert (beyond["seq"], beyond["kind"], beyond["data"]) == (6, "final", got_early[-1]["data"])
     await store.close()
 
 
